@@ -1,0 +1,41 @@
+// Runs test tiers with mocha's programmatic API and closes with the one line CI reads:
+// `N passed, N failed` (plus `, N skipped` when any test was pending).
+// Usage: node scripts/test.ts [unit] [integration] [cluster]   (default: unit integration)
+import Mocha from 'mocha';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '..');
+const tiers = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const selected = tiers.length > 0 ? tiers : ['unit', 'integration'];
+
+function testFiles(dir: string): string[] {
+  const out: string[] = [];
+  if (!existsSync(dir)) return out;
+  for (const entry of readdirSync(dir).sort()) {
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) out.push(...testFiles(path));
+    else if (entry.endsWith('.test.ts')) out.push(path);
+  }
+  return out;
+}
+
+const mocha = new Mocha({
+  timeout: Number(process.env.CONVEYOR_TEST_TIMEOUT ?? 30_000),
+  reporter: process.env.CONVEYOR_TEST_REPORTER ?? 'spec',
+  grep: process.env.CONVEYOR_TEST_GREP,
+});
+for (const tier of selected) {
+  for (const file of testFiles(join(root, 'test', tier))) mocha.addFile(file);
+}
+await mocha.loadFilesAsync();
+const runner = mocha.run();
+runner.on('end', () => {
+  const { passes = 0, failures = 0, pending = 0 } = runner.stats ?? {};
+  const line = `${passes} passed, ${failures} failed${pending ? `, ${pending} skipped` : ''}`;
+  if (process.env.CONVEYOR_TEST_SUMMARY) writeFileSync(process.env.CONVEYOR_TEST_SUMMARY, `${passes} ${failures} ${pending}\n`);
+  console.log(line);
+  // Servers or sockets a failed test left open must not keep CI waiting.
+  setTimeout(() => process.exit(failures > 0 ? 1 : 0), 200).unref();
+  process.exitCode = failures > 0 ? 1 : 0;
+});
