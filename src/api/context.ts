@@ -1,0 +1,24 @@
+// What the API needs from the rest of the program, as interfaces, so that local and
+// Kubernetes mode wire different parts behind the same routes.
+import type { Logger } from 'pino';
+import type { RunRecord } from '../domain/index.ts';
+import type { LogArchive, LogHub } from '../logs/index.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Store } from '../store/index.ts';
+
+export interface RunControl {
+  cancel(runid: string): Promise<RunRecord>;
+}
+
+export interface ApiDeps {
+  store: Store;
+  hub: LogHub;
+  archive: LogArchive;
+  runs: RunControl;
+  metrics: Metrics;
+  logger: Logger;
+  maxBodyBytes: number;
+  heartbeatMs: number;
+  // Resource types a driver in this server executes; runs of others wait as Pending.
+  driverFor: (resourceType: string) => string | null;
+}

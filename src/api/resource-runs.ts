@@ -1,0 +1,60 @@
+// Turns a resource write into the run it starts: validates the spec against its type's
+// schema, resolves which driver serves it, and freezes what the run will execute.
+import { v4 as uuidv4 } from 'uuid';
+import {
+  BadRequestError,
+  NotFoundError,
+  PIPELINE_TYPE,
+  assertPipelineSpec,
+  assertValid,
+  compileUserSchema,
+  newRun,
+  type PipelineSpec,
+  type ResourceDefinition,
+  type ResourceInput,
+  type RunRecord,
+  type Validator,
+} from '../domain/index.ts';
+import type { ApiDeps } from './context.ts';
+
+const validators = new Map<string, Validator>();
+
+function validatorFor(def: ResourceDefinition): Validator {
+  const key = `${def.name}@${def.updatedAt}`;
+  let validate = validators.get(key);
+  if (!validate) {
+    validate = compileUserSchema(def.schema, `resource definition "${def.name}" schema`);
+    validators.set(key, validate);
+  }
+  return validate;
+}
+
+export async function validateResource(deps: ApiDeps, input: ResourceInput): Promise<void> {
+  const def = await deps.store.getDefinition(input.resource);
+  if (!def) throw new NotFoundError(`resource type "${input.resource}" is not defined; POST /resource-definitions/ defines it`);
+  if (def.name === PIPELINE_TYPE) assertPipelineSpec(input.spec);
+  else assertValid(validatorFor(def), input.spec, 'spec', 'Resource validation failed: ');
+  if (input.pipeline !== undefined) {
+    const chain = await deps.store.getDriverPipeline(input.pipeline);
+    if (!chain) throw new NotFoundError(`pipeline "${input.pipeline}" not found`);
+    if (chain.resource !== input.resource) {
+      throw new BadRequestError(`pipeline "${input.pipeline}" is for resources of type "${chain.resource}", not "${input.resource}"`);
+    }
+  }
+}
+
+export function planRun(deps: ApiDeps, input: ResourceInput, version: number): RunRecord {
+  const stepNames = input.resource === PIPELINE_TYPE ? (input.spec as unknown as PipelineSpec).steps.map((s) => s.name) : [];
+  return newRun({
+    runid: uuidv4(),
+    resource: input.resource,
+    name: input.name,
+    version,
+    spec: input.spec,
+    pipeline: input.pipeline ?? null,
+    // A resource that names a chain of external drivers is theirs, not the built-in one's.
+    driver: input.pipeline === undefined ? deps.driverFor(input.resource) : null,
+    stepNames,
+    now: new Date().toISOString(),
+  });
+}

@@ -1,0 +1,61 @@
+import Router from '@koa/router';
+import { BadRequestError, NotFoundError, assertName, parseResourceInput, parseResourceReplacement } from '../../domain/index.ts';
+import type { ApiDeps } from '../context.ts';
+import { planRun, validateResource } from '../resource-runs.ts';
+
+function versionParam(raw: string): number {
+  if (!/^[1-9]\d{0,8}$/.test(raw)) throw new BadRequestError(`version "${raw}" must be a positive whole number`);
+  return Number(raw);
+}
+
+export function resourceRoutes(deps: ApiDeps): Router {
+  const router = new Router();
+
+  router.post('/resources', async (ctx) => {
+    const input = parseResourceInput(ctx.request.body);
+    await validateResource(deps, input);
+    const run = planRun(deps, input, 1);
+    await deps.store.createResource(input, run);
+    ctx.status = 201;
+    ctx.body = { message: 'Resource created successfully', name: input.name, runid: run.runid, version: '1' };
+  });
+
+  router.get('/resources/:type', async (ctx) => {
+    const type = ctx.params.type!;
+    assertName('resource', type);
+    if (!(await deps.store.getDefinition(type))) throw new NotFoundError(`resource type "${type}" is not defined`);
+    ctx.body = await deps.store.listResources(type);
+  });
+
+  router.get('/resources/:type/:name', async (ctx) => {
+    const { type, name } = ctx.params as { type: string; name: string };
+    const resource = await deps.store.getResource(type, name);
+    if (!resource) throw new NotFoundError(`resource ${type}/${name} not found`);
+    ctx.body = resource;
+  });
+
+  router.get('/resources/:type/:name/:version', async (ctx) => {
+    const { type, name, version } = ctx.params as { type: string; name: string; version: string };
+    const n = versionParam(version);
+    const resource = await deps.store.getResource(type, name, n);
+    if (!resource) throw new NotFoundError(`resource ${type}/${name} version ${n} not found`);
+    ctx.body = resource;
+  });
+
+  router.put('/resources/:type/:name', async (ctx) => {
+    const { type, name } = ctx.params as { type: string; name: string };
+    const input = parseResourceReplacement(ctx.request.body, type, name);
+    if (!(await deps.store.getResource(type, name))) throw new NotFoundError(`resource ${type}/${name} not found`);
+    await validateResource(deps, input);
+    const { resource, run } = await deps.store.replaceResource(input, (version) => planRun(deps, input, version));
+    ctx.body = { message: 'Resource updated successfully', name, runid: run.runid, version: String(resource.metadata.version) };
+  });
+
+  router.delete('/resources/:type/:name', async (ctx) => {
+    const { type, name } = ctx.params as { type: string; name: string };
+    await deps.store.deleteResource(type, name);
+    ctx.status = 204;
+  });
+
+  return router;
+}

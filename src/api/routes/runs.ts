@@ -1,0 +1,49 @@
+import Router from '@koa/router';
+import { BadRequestError, NotFoundError, toPublicRun } from '../../domain/index.ts';
+import type { ApiDeps } from '../context.ts';
+
+const MAX_PAGE = 500;
+
+function limitParam(raw: unknown): number {
+  if (raw === undefined) return 50;
+  const value = String(raw);
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_PAGE) throw new BadRequestError(`limit must be a whole number from 1 to ${MAX_PAGE} (got "${value}")`);
+  return n;
+}
+
+function continueParam(raw: unknown): string | undefined {
+  if (raw === undefined) return undefined;
+  const value = String(raw);
+  if (!/^\d+$/.test(value)) throw new BadRequestError(`continue "${value}" is not a token this server issued`);
+  return value;
+}
+
+export function runRoutes(deps: ApiDeps): Router {
+  const router = new Router();
+
+  router.get('/runs', async (ctx) => {
+    const { resource, name } = ctx.query;
+    const page = await deps.store.listRuns({
+      resource: typeof resource === 'string' && resource ? resource : undefined,
+      name: typeof name === 'string' && name ? name : undefined,
+      limit: limitParam(ctx.query.limit),
+      continue: continueParam(ctx.query.continue),
+    });
+    ctx.body = page;
+  });
+
+  router.get('/runs/:runid', async (ctx) => {
+    const run = await deps.store.getRun(ctx.params.runid!);
+    if (!run) throw new NotFoundError(`run ${ctx.params.runid} not found`);
+    ctx.body = toPublicRun(run);
+  });
+
+  router.post('/runs/:runid/cancel', async (ctx) => {
+    const run = await deps.runs.cancel(ctx.params.runid!);
+    ctx.status = 202;
+    ctx.body = { message: 'Run cancelled', runid: run.runid, phase: run.phase };
+  });
+
+  return router;
+}

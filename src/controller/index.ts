@@ -1,0 +1,1 @@
+export { LocalScheduler, type LocalSchedulerOptions } from './local-scheduler.ts';

@@ -1,0 +1,130 @@
+// A run and its state machine. Transitions are checked here so that no store or driver can
+// move a run backwards (a finished run never becomes Running again).
+import { ConflictError } from './errors.ts';
+import type { JsonObject } from './json.ts';
+
+export const RUN_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Cancelled'] as const;
+export type RunPhase = (typeof RUN_PHASES)[number];
+
+export const STEP_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped', 'Cancelled'] as const;
+export type StepPhase = (typeof STEP_PHASES)[number];
+
+export interface StepStatus {
+  name: string;
+  phase: StepPhase;
+  exitCode: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface Run {
+  runid: string;
+  resource: string;
+  name: string;
+  version: number;
+  driver: string;
+  phase: RunPhase;
+  reason: string | null;
+  message: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  steps: StepStatus[];
+}
+
+// Reasons are CamelCase codes a program can match on; `message` carries the prose.
+export const Reasons = {
+  Waiting: 'Waiting',
+  NoDriver: 'NoDriver',
+  Started: 'Started',
+  Succeeded: 'Succeeded',
+  StepFailed: 'StepFailed',
+  Cancelled: 'Cancelled',
+  Interrupted: 'Interrupted',
+  DeadlineExceeded: 'DeadlineExceeded',
+  StartFailed: 'StartFailed',
+} as const;
+
+const NEXT: Record<RunPhase, readonly RunPhase[]> = {
+  Pending: ['Pending', 'Running', 'Failed', 'Cancelled'],
+  Running: ['Running', 'Succeeded', 'Failed', 'Cancelled'],
+  Succeeded: [],
+  Failed: [],
+  Cancelled: [],
+};
+
+export function isTerminal(phase: RunPhase): boolean {
+  return NEXT[phase].length === 0;
+}
+
+export function canTransition(from: RunPhase, to: RunPhase): boolean {
+  return NEXT[from].includes(to);
+}
+
+export function assertTransition(run: Pick<Run, 'runid' | 'phase'>, to: RunPhase): void {
+  if (!canTransition(run.phase, to)) {
+    throw new ConflictError(`run ${run.runid} is ${run.phase} and cannot become ${to}`);
+  }
+}
+
+export function pendingSteps(names: string[]): StepStatus[] {
+  return names.map((name) => ({ name, phase: 'Pending', exitCode: null, startedAt: null, finishedAt: null }));
+}
+
+// When a run ends early, steps that never started are Skipped: they were never run, and
+// saying "Pending" forever would suggest they still might be.
+export function skipUnstarted(steps: StepStatus[]): StepStatus[] {
+  return steps.map((s) => (s.phase === 'Pending' ? { ...s, phase: 'Skipped' } : s));
+}
+
+export function resultMessage(steps: StepStatus[]): string {
+  const failed = steps.find((s) => s.phase === 'Failed');
+  if (failed) return `step ${failed.name} failed with exit code ${failed.exitCode ?? 'unknown'}`;
+  return 'Pipeline executed successfully';
+}
+
+// What a run needs to execute, frozen when the run is created so that a later replace or
+// delete of its resource never changes a run already under way.
+export interface RunRecord extends Run {
+  spec: JsonObject;
+  pipeline: string | null;
+}
+
+export interface NewRunInput {
+  runid: string;
+  resource: string;
+  name: string;
+  version: number;
+  spec: JsonObject;
+  pipeline: string | null;
+  driver: string | null;
+  stepNames: string[];
+  now: string;
+}
+
+export function newRun(input: NewRunInput): RunRecord {
+  const served = input.driver !== null;
+  return {
+    runid: input.runid,
+    resource: input.resource,
+    name: input.name,
+    version: input.version,
+    driver: input.driver ?? 'none',
+    phase: 'Pending',
+    reason: served ? Reasons.Waiting : Reasons.NoDriver,
+    message: served
+      ? 'waiting for a free slot'
+      : `no driver serves resources of type "${input.resource}" yet; the run stays Pending until one does`,
+    createdAt: input.now,
+    startedAt: null,
+    finishedAt: null,
+    steps: pendingSteps(input.stepNames),
+    spec: input.spec,
+    pipeline: input.pipeline,
+  };
+}
+
+export function toPublicRun(run: RunRecord): Run {
+  const { spec: _spec, pipeline: _pipeline, ...rest } = run;
+  return rest;
+}

@@ -1,0 +1,345 @@
+// The embedded store of local mode, on node:sqlite. Every method is synchronous underneath,
+// so a read-modify-write inside one call cannot interleave with another request.
+import { EventEmitter } from 'node:events';
+import type { DatabaseSync } from 'node:sqlite';
+import { v4 as uuidv4 } from 'uuid';
+import {
+  ConflictError,
+  NotFoundError,
+  RUN_PHASES,
+  builtInPipelineDefinition,
+  type BroadcastInput,
+  type BroadcastMessage,
+  type DefinitionInput,
+  type DriverPipeline,
+  type DriverPipelineInput,
+  type JsonObject,
+  type Resource,
+  type ResourceDefinition,
+  type ResourceInput,
+  type RunPhase,
+} from '../../domain/index.ts';
+import type { RunFilter, RunListener, RunPage, RunRecord, Store } from '../index.ts';
+import { transaction } from './database.ts';
+
+type Row = Record<string, string | number | null>;
+
+const now = () => new Date().toISOString();
+
+function definitionFromRow(row: Row): ResourceDefinition {
+  return {
+    id: String(row.id),
+    name: String(row.name),
+    version: String(row.version),
+    description: String(row.description),
+    schema: JSON.parse(String(row.schema)) as JsonObject,
+    builtIn: row.built_in === 1,
+    createdAt: String(row.created_at),
+    updatedAt: String(row.updated_at),
+  };
+}
+
+function resourceFromRow(row: Row, createdAt = String(row.created_at), updatedAt = String(row.updated_at ?? row.created_at)): Resource {
+  const resource: Resource = {
+    name: String(row.name),
+    resource: String(row.type),
+    spec: JSON.parse(String(row.spec)) as JsonObject,
+    metadata: { version: Number(row.version), createdAt, updatedAt },
+  };
+  if (row.pipeline !== null && row.pipeline !== undefined) resource.pipeline = String(row.pipeline);
+  return resource;
+}
+
+function runFromRow(row: Row): RunRecord {
+  return {
+    runid: String(row.runid),
+    resource: String(row.resource),
+    name: String(row.name),
+    version: Number(row.version),
+    driver: String(row.driver),
+    phase: row.phase as RunPhase,
+    reason: row.reason as string | null,
+    message: row.message as string | null,
+    createdAt: String(row.created_at),
+    startedAt: row.started_at as string | null,
+    finishedAt: row.finished_at as string | null,
+    steps: JSON.parse(String(row.steps)),
+    spec: JSON.parse(String(row.spec)) as JsonObject,
+    pipeline: row.pipeline as string | null,
+  };
+}
+
+function pipelineFromRow(row: Row): DriverPipeline {
+  return {
+    name: String(row.name),
+    resource: String(row.resource),
+    description: String(row.description),
+    steps: JSON.parse(String(row.steps)),
+    createdAt: String(row.created_at),
+    updatedAt: String(row.updated_at),
+  };
+}
+
+export class EmbeddedStore implements Store {
+  private readonly db: DatabaseSync;
+  private readonly events = new EventEmitter();
+
+  constructor(db: DatabaseSync) {
+    this.db = db;
+    this.events.setMaxListeners(0);
+    this.seedBuiltIns();
+  }
+
+  private seedBuiltIns(): void {
+    const def = builtInPipelineDefinition;
+    const stamp = now();
+    this.db
+      .prepare(
+        `INSERT INTO definitions (name, id, version, description, schema, built_in, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 1, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET version = excluded.version, description = excluded.description,
+           schema = excluded.schema, built_in = 1`,
+      )
+      .run(def.name, uuidv4(), def.version, def.description, JSON.stringify(def.schema), stamp, stamp);
+  }
+
+  async listDefinitions(): Promise<ResourceDefinition[]> {
+    return (this.db.prepare('SELECT * FROM definitions ORDER BY name').all() as Row[]).map(definitionFromRow);
+  }
+
+  async getDefinition(name: string): Promise<ResourceDefinition | undefined> {
+    const row = this.db.prepare('SELECT * FROM definitions WHERE name = ?').get(name) as Row | undefined;
+    return row ? definitionFromRow(row) : undefined;
+  }
+
+  async createDefinition(input: DefinitionInput): Promise<ResourceDefinition> {
+    if (await this.getDefinition(input.name)) throw new ConflictError(`resource definition "${input.name}" already exists`);
+    const stamp = now();
+    this.db
+      .prepare('INSERT INTO definitions VALUES (?, ?, ?, ?, ?, 0, ?, ?)')
+      .run(input.name, uuidv4(), input.version, input.description, JSON.stringify(input.schema), stamp, stamp);
+    return (await this.getDefinition(input.name))!;
+  }
+
+  async applyDefinition(input: DefinitionInput): Promise<{ definition: ResourceDefinition; created: boolean }> {
+    const existing = await this.getDefinition(input.name);
+    if (!existing) return { definition: await this.createDefinition(input), created: true };
+    return { definition: await this.replaceDefinition(input), created: false };
+  }
+
+  async replaceDefinition(input: DefinitionInput): Promise<ResourceDefinition> {
+    const existing = await this.getDefinition(input.name);
+    if (!existing) throw new NotFoundError(`resource definition "${input.name}" not found`);
+    if (existing.builtIn) throw new ConflictError(`resource definition "${input.name}" is built in and cannot be changed`);
+    this.db
+      .prepare('UPDATE definitions SET version = ?, description = ?, schema = ?, updated_at = ? WHERE name = ?')
+      .run(input.version, input.description, JSON.stringify(input.schema), now(), input.name);
+    return (await this.getDefinition(input.name))!;
+  }
+
+  async deleteDefinition(name: string): Promise<void> {
+    const existing = await this.getDefinition(name);
+    if (!existing) throw new NotFoundError(`resource definition "${name}" not found`);
+    if (existing.builtIn) throw new ConflictError(`resource definition "${name}" is built in and cannot be deleted`);
+    const { count } = this.db.prepare('SELECT count(*) AS count FROM resources WHERE type = ?').get(name) as { count: number };
+    if (count > 0) throw new ConflictError(`resource definition "${name}" still has ${count} resource(s); delete them first`);
+    this.db.prepare('DELETE FROM definitions WHERE name = ?').run(name);
+  }
+
+  async createResource(input: ResourceInput, run: RunRecord): Promise<Resource> {
+    const stamp = now();
+    transaction(this.db, () => {
+      const exists = this.db.prepare('SELECT 1 FROM resources WHERE type = ? AND name = ?').get(input.resource, input.name);
+      if (exists) throw new ConflictError(`resource ${input.resource}/${input.name} already exists; PUT /resources/${input.resource}/${input.name} replaces it`);
+      const spec = JSON.stringify(input.spec);
+      this.db
+        .prepare('INSERT INTO resources VALUES (?, ?, 1, ?, ?, ?, ?)')
+        .run(input.resource, input.name, input.pipeline ?? null, spec, stamp, stamp);
+      this.db
+        .prepare('INSERT INTO resource_versions VALUES (?, ?, 1, ?, ?, ?)')
+        .run(input.resource, input.name, input.pipeline ?? null, spec, stamp);
+      this.insertRun(run);
+    });
+    this.emitRun(run.runid);
+    return (await this.getResource(input.resource, input.name))!;
+  }
+
+  async replaceResource(input: ResourceInput, makeRun: (version: number) => RunRecord): Promise<{ resource: Resource; run: RunRecord }> {
+    const stamp = now();
+    const run = transaction(this.db, () => {
+      const row = this.db.prepare('SELECT version FROM resources WHERE type = ? AND name = ?').get(input.resource, input.name) as Row | undefined;
+      if (!row) throw new NotFoundError(`resource ${input.resource}/${input.name} not found`);
+      const version = Number(row.version) + 1;
+      const spec = JSON.stringify(input.spec);
+      this.db
+        .prepare('UPDATE resources SET version = ?, pipeline = ?, spec = ?, updated_at = ? WHERE type = ? AND name = ?')
+        .run(version, input.pipeline ?? null, spec, stamp, input.resource, input.name);
+      this.db
+        .prepare('INSERT INTO resource_versions VALUES (?, ?, ?, ?, ?, ?)')
+        .run(input.resource, input.name, version, input.pipeline ?? null, spec, stamp);
+      const next = makeRun(version);
+      this.insertRun(next);
+      return next;
+    });
+    this.emitRun(run.runid);
+    return { resource: (await this.getResource(input.resource, input.name))!, run };
+  }
+
+  async getResource(type: string, name: string, version?: number): Promise<Resource | undefined> {
+    const current = this.db.prepare('SELECT * FROM resources WHERE type = ? AND name = ?').get(type, name) as Row | undefined;
+    if (!current || version === undefined) return current ? resourceFromRow(current) : undefined;
+    const row = this.db
+      .prepare('SELECT * FROM resource_versions WHERE type = ? AND name = ? AND version = ?')
+      .get(type, name, version) as Row | undefined;
+    return row ? resourceFromRow(row, String(current.created_at), String(row.created_at)) : undefined;
+  }
+
+  async listResources(type: string): Promise<Resource[]> {
+    return (this.db.prepare('SELECT * FROM resources WHERE type = ? ORDER BY name').all(type) as Row[]).map((r) => resourceFromRow(r));
+  }
+
+  async deleteResource(type: string, name: string): Promise<void> {
+    transaction(this.db, () => {
+      const { changes } = this.db.prepare('DELETE FROM resources WHERE type = ? AND name = ?').run(type, name);
+      if (changes === 0) throw new NotFoundError(`resource ${type}/${name} not found`);
+      this.db.prepare('DELETE FROM resource_versions WHERE type = ? AND name = ?').run(type, name);
+    });
+  }
+
+  private insertRun(run: RunRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO runs (runid, resource, name, version, driver, phase, reason, message, created_at,
+           started_at, finished_at, steps, spec, pipeline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        run.runid, run.resource, run.name, run.version, run.driver, run.phase, run.reason, run.message,
+        run.createdAt, run.startedAt, run.finishedAt, JSON.stringify(run.steps), JSON.stringify(run.spec), run.pipeline,
+      );
+  }
+
+  async getRun(runid: string): Promise<RunRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM runs WHERE runid = ?').get(runid) as Row | undefined;
+    return row ? runFromRow(row) : undefined;
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunPage> {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (filter.resource) {
+      where.push('resource = ?');
+      params.push(filter.resource);
+    }
+    if (filter.name) {
+      where.push('name = ?');
+      params.push(filter.name);
+    }
+    if (filter.continue) {
+      where.push('ord < ?');
+      params.push(Number(filter.continue));
+    }
+    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ord DESC LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...params, filter.limit + 1) as Row[];
+    const page: RunPage = { items: rows.slice(0, filter.limit).map(runFromRow) };
+    if (rows.length > filter.limit) page.continue = String(rows[filter.limit - 1]!.ord);
+    return page;
+  }
+
+  async runsInPhase(...phases: RunPhase[]): Promise<RunRecord[]> {
+    const marks = phases.map(() => '?').join(', ');
+    return (this.db.prepare(`SELECT * FROM runs WHERE phase IN (${marks}) ORDER BY ord`).all(...phases) as Row[]).map(runFromRow);
+  }
+
+  async countRunsByPhase(): Promise<Record<RunPhase, number>> {
+    const counts = Object.fromEntries(RUN_PHASES.map((p) => [p, 0])) as Record<RunPhase, number>;
+    for (const row of this.db.prepare('SELECT phase, count(*) AS n FROM runs GROUP BY phase').all() as Row[]) {
+      counts[row.phase as RunPhase] = Number(row.n);
+    }
+    return counts;
+  }
+
+  async updateRun(runid: string, change: (run: RunRecord) => RunRecord): Promise<RunRecord> {
+    const next = transaction(this.db, () => {
+      const row = this.db.prepare('SELECT * FROM runs WHERE runid = ?').get(runid) as Row | undefined;
+      if (!row) throw new NotFoundError(`run ${runid} not found`);
+      const updated = change(runFromRow(row));
+      this.db
+        .prepare(
+          `UPDATE runs SET phase = ?, reason = ?, message = ?, started_at = ?, finished_at = ?, steps = ?
+           WHERE runid = ?`,
+        )
+        .run(updated.phase, updated.reason, updated.message, updated.startedAt, updated.finishedAt, JSON.stringify(updated.steps), runid);
+      return updated;
+    });
+    this.emitRun(runid);
+    return next;
+  }
+
+  onRunChange(listener: RunListener): () => void {
+    const handler = (runid: string) => {
+      void this.getRun(runid).then((run) => run && listener(run));
+    };
+    this.events.on('run', handler);
+    return () => this.events.off('run', handler);
+  }
+
+  private emitRun(runid: string): void {
+    this.events.emit('run', runid);
+  }
+
+  async listDriverPipelines(): Promise<DriverPipeline[]> {
+    return (this.db.prepare('SELECT * FROM driver_pipelines ORDER BY name').all() as Row[]).map(pipelineFromRow);
+  }
+
+  async getDriverPipeline(name: string): Promise<DriverPipeline | undefined> {
+    const row = this.db.prepare('SELECT * FROM driver_pipelines WHERE name = ?').get(name) as Row | undefined;
+    return row ? pipelineFromRow(row) : undefined;
+  }
+
+  async createDriverPipeline(input: DriverPipelineInput): Promise<DriverPipeline> {
+    if (await this.getDriverPipeline(input.name)) throw new ConflictError(`pipeline "${input.name}" already exists`);
+    const stamp = now();
+    this.db
+      .prepare('INSERT INTO driver_pipelines VALUES (?, ?, ?, ?, ?, ?)')
+      .run(input.name, input.resource, input.description, JSON.stringify(input.steps), stamp, stamp);
+    return (await this.getDriverPipeline(input.name))!;
+  }
+
+  async replaceDriverPipeline(input: DriverPipelineInput): Promise<DriverPipeline> {
+    const { changes } = this.db
+      .prepare('UPDATE driver_pipelines SET resource = ?, description = ?, steps = ?, updated_at = ? WHERE name = ?')
+      .run(input.resource, input.description, JSON.stringify(input.steps), now(), input.name);
+    if (changes === 0) throw new NotFoundError(`pipeline "${input.name}" not found`);
+    return (await this.getDriverPipeline(input.name))!;
+  }
+
+  async deleteDriverPipeline(name: string): Promise<void> {
+    const { changes } = this.db.prepare('DELETE FROM driver_pipelines WHERE name = ?').run(name);
+    if (changes === 0) throw new NotFoundError(`pipeline "${name}" not found`);
+  }
+
+  async addBroadcast(input: BroadcastInput): Promise<BroadcastMessage> {
+    const message: BroadcastMessage = {
+      id: input.id ?? uuidv4(),
+      event: input.event,
+      payload: input.payload,
+      runId: input.runId,
+      createdAt: now(),
+    };
+    try {
+      this.db
+        .prepare('INSERT INTO broadcasts VALUES (?, ?, ?, ?, ?)')
+        .run(message.id, message.event, JSON.stringify(message.payload), message.runId, message.createdAt);
+    } catch (err) {
+      if (String((err as Error).message).includes('UNIQUE')) throw new ConflictError(`message id "${message.id}" was already published`);
+      throw err;
+    }
+    return message;
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+export { openDatabase } from './database.ts';
