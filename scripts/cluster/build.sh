@@ -93,6 +93,6 @@ build_all() {
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  trap phase_report EXIT
   phase build build_all "$@"
-  phase_summary
 fi

@@ -55,23 +55,33 @@ ETCD_PEER_PORT=2380
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# phase NAME CMD...: runs CMD and prints how long it took.
+# phase NAME CMD...: runs CMD and prints how long it took. A failing CMD stops the script
+# (set -e), and the EXIT trap phase_report names the phase that failed.
 PHASE_TIMES=()
+PHASE_STACK=()
+PHASE_STARTS=()
 phase() {
-  local name=$1 start end rc=0
+  local name=$1
   shift
-  start=$(date +%s.%N)
+  PHASE_STACK+=("$name")
+  PHASE_STARTS+=("$(date +%s.%N)")
   log "phase $name: start"
-  "$@" || rc=$?
-  end=$(date +%s.%N)
-  local took
-  took=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+  "$@"
+  local n=$((${#PHASE_STACK[@]} - 1)) took
+  took=$(awk -v a="${PHASE_STARTS[$n]}" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  unset "PHASE_STACK[$n]" "PHASE_STARTS[$n]"
   PHASE_TIMES+=("$name=${took}s")
-  if [ "$rc" -ne 0 ]; then
-    log "phase $name: FAILED after ${took}s (exit $rc)"
-    return "$rc"
-  fi
   log "phase $name: done in ${took}s"
+}
+
+# On exit: the phases' times, and which phase failed, if one did.
+phase_report() {
+  local rc=$?
+  if [ "$rc" -ne 0 ] && [ ${#PHASE_STACK[@]} -gt 0 ]; then
+    log "phase ${PHASE_STACK[-1]}: FAILED (exit $rc)"
+  fi
+  phase_summary
+  return "$rc"
 }
 
 phase_summary() {

@@ -1,0 +1,375 @@
+#!/usr/bin/env bash
+# Starts the single-node test cluster (npm run cluster:up). Idempotent: when the cluster of
+# this checkout is already running and healthy it says so and returns within seconds;
+# anything left half-started (or a cluster of another checkout on this machine) is taken
+# down first. Builds whatever the build cache lacks (see build.sh).
+#
+# Components, each a process of ours with its pid in .cluster/run and its log in .cluster/logs:
+#   containerd (Debian's, with runc and the CNI plugins), etcd, kube-apiserver,
+#   kube-controller-manager, kube-scheduler, kubelet, kube-proxy (iptables mode).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$CLUSTER_SCRIPTS/build.sh"
+source "$CLUSTER_SCRIPTS/images.sh"
+source "$CLUSTER_SCRIPTS/certs.sh"
+source "$CLUSTER_SCRIPTS/down.sh"
+
+LOGS="$CLUSTER_DIR/logs"
+CONF="$CLUSTER_DIR/conf"
+DEB_PACKAGES=(containerd runc containernetworking-plugins busybox-static iptables conntrack openssl)
+CNI_BIN_DIR=/usr/lib/cni
+
+# --- health --------------------------------------------------------------------------------
+cluster_healthy() {
+  [ -f "$OWNER_FILE" ] && [ "$(cat "$OWNER_FILE")" = "$CLUSTER_DIR" ] || return 1
+  local c
+  for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
+  [ -x "$(kube_bin kubectl)" ] && [ -f "$CLUSTER_DIR/kubeconfig" ] || return 1
+  [ "$(kc get --raw /readyz --request-timeout=5s 2>/dev/null)" = ok ] || return 1
+  [ "$(kc get node "$NODE_NAME" --request-timeout=5s \
+        -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+
+# wait_for DESCRIPTION SECONDS CMD...: polls CMD every half second.
+wait_for() {
+  local what=$1 limit=$2 start
+  shift 2
+  start=$SECONDS
+  until "$@" >/dev/null 2>&1; do
+    if [ $((SECONDS - start)) -ge "$limit" ]; then
+      log "timed out after ${limit}s waiting for $what"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# start NAME BINARY ARGS...: runs a component in its own session (so it outlives the shell
+# that started it), output appended to .cluster/logs/NAME.log, pid in .cluster/run/NAME.pid.
+start() {
+  local name=$1
+  shift
+  log "starting $name"
+  printf '\n==== %s starting %s\n%s\n' "$(date -Is)" "$name" "$*" >> "$LOGS/$name.log"
+  setsid "$@" >> "$LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! > "$(pidfile "$name")"
+}
+
+# started NAME: the component's process is (still) alive; if not, shows its log's tail.
+started() {
+  alive "$1" && return 0
+  log "$1 exited; last lines of $LOGS/$1.log:"
+  tail -n 30 "$LOGS/$1.log" >&2 || true
+  return 1
+}
+
+# --- phases --------------------------------------------------------------------------------
+host_packages() {
+  local missing=() p
+  for p in "${DEB_PACKAGES[@]}"; do
+    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && { log "Debian packages present"; return 0; }
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get"
+  log "installing Debian packages: ${missing[*]}"
+  # One `apt-get update` per machine boot at most (its lists may be stale or absent).
+  if [ ! -f "$RUN_ROOT/apt-updated" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 && touch "$RUN_ROOT/apt-updated"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+}
+
+wait_apt() {
+  wait "$1" && return 0
+  tail -n 20 "$LOGS/apt.log" >&2
+  die "installing Debian packages failed (see $LOGS/apt.log)"
+}
+
+host_network() {
+  [ -f "$RUN_ROOT/sysctl.saved" ] || echo "net.ipv4.ip_forward=$(sysctl -n net.ipv4.ip_forward)" \
+    "net.bridge.bridge-nf-call-iptables=$(sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null || echo 0)" \
+    > "$RUN_ROOT/sysctl.saved"
+  # Pod traffic to Services is DNATed on the node and routed back onto the bridge; bridged
+  # replies must pass iptables for conntrack to undo the DNAT.
+  [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] || modprobe br_netfilter 2>/dev/null || true
+  [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] || die "bridge netfilter (br_netfilter) is not available"
+  sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.ipv4.ip_forward=1
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link add "$BRIDGE" type bridge
+  fi
+  ip addr replace "$NODE_IP/${POD_SUBNET#*/}" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  # Forwarding is on, so keep pod traffic on this machine: pods get no default route (see the
+  # CNI config) and anything from the pod network leaving by another interface is dropped.
+  iptables -w -N CONVEYOR-GUARD 2>/dev/null || iptables -w -F CONVEYOR-GUARD
+  iptables -w -A CONVEYOR-GUARD -s "$CLUSTER_CIDR" ! -o "$BRIDGE" -j DROP
+  iptables -w -C FORWARD -j CONVEYOR-GUARD 2>/dev/null || iptables -w -I FORWARD 1 -j CONVEYOR-GUARD
+}
+
+write_configs() {
+  mkdir -p "$CONF" "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/cni/ipam"
+  cat > "$CONF/containerd.toml" <<EOF
+# containerd of the Conveyor test cluster (written by scripts/cluster/up.sh)
+version = 2
+root = "$CLUSTER_DIR/containerd"
+state = "$RUN_ROOT/containerd"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = "$CONTAINERD_SOCK"
+
+[ttrpc]
+  address = "$RUN_ROOT/containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  # This machine denies lowering oom_score_adj (no CAP_SYS_RESOURCE): keep every container at
+  # or above containerd's own score instead of failing to start pod sandboxes at -998.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        BinaryName = "$(command -v runc)"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CNI_BIN_DIR"
+    conf_dir = "$CLUSTER_DIR/cni/net.d"
+    max_conf_num = 1
+EOF
+  # The bridge plugin attaches each pod to $BRIDGE (which already holds the node IP as the
+  # gateway). Pods get routes only to the pod network (on-link) and the Service range.
+  cat > "$CLUSTER_DIR/cni/net.d/10-conveyor.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "conveyor",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$CLUSTER_DIR/cni/ipam",
+        "ranges": [[{ "subnet": "$POD_SUBNET", "gateway": "$NODE_IP" }]],
+        "routes": [{ "dst": "$SERVICE_CIDR" }]
+      }
+    }
+  ]
+}
+EOF
+  cat > "$CONF/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+tlsCertFile: $CLUSTER_DIR/pki/kubelet.crt
+tlsPrivateKeyFile: $CLUSTER_DIR/pki/kubelet.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $CLUSTER_DIR/pki/ca.crt}
+authorization:
+  mode: Webhook
+containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+# containerd 1.6.20 does not pin the sandbox image, so never collect images.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 1%
+  nodefs.inodesFree: 1%
+  imagefs.available: 1%
+  imagefs.inodesFree: 1%
+clusterDomain: cluster.local
+resolvConf: ""
+podLogsDir: $CLUSTER_DIR/pod-logs
+maxPods: 110
+hairpinMode: hairpin-veth
+rotateCertificates: false
+serverTLSBootstrap: false
+registerNode: true
+nodeStatusUpdateFrequency: 5s
+syncFrequency: 10s
+shutdownGracePeriod: 0s
+EOF
+  cat > "$CONF/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: $CLUSTER_DIR/kube-proxy.kubeconfig
+hostnameOverride: $NODE_NAME
+bindAddress: $NODE_IP
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+mode: iptables
+clusterCIDR: $CLUSTER_CIDR
+nodePortAddresses: ["$NODE_IP/32"]
+iptables:
+  syncPeriod: 30s
+  minSyncPeriod: 0s
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+EOF
+}
+
+start_containerd() {
+  mkdir -p "$RUN_ROOT"
+  start containerd containerd --config "$CONF/containerd.toml"
+  wait_for "containerd's socket" 30 ctr --address "$CONTAINERD_SOCK" version || { started containerd; return 1; }
+  import_images
+}
+
+start_etcd() {
+  start etcd "$ETCD_CACHE/bin/etcd" --name conveyor --data-dir "$CLUSTER_DIR/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "conveyor=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --log-level warn
+  wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health" || { started etcd; return 1; }
+}
+
+start_apiserver() {
+  local pki="$CLUSTER_DIR/pki"
+  start kube-apiserver "$(kube_bin kube-apiserver)" \
+    --bind-address="$NODE_IP" --advertise-address="$NODE_IP" --secure-port="$APISERVER_PORT" \
+    --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --authorization-mode=Node,RBAC --anonymous-auth=false \
+    --enable-admission-plugins=NodeRestriction \
+    --allow-privileged=true \
+    --client-ca-file="$pki/ca.crt" \
+    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+    --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority="$pki/ca.crt" \
+    --kubelet-preferred-address-types=InternalIP \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$pki/sa.pub" \
+    --service-account-signing-key-file="$pki/sa.key" \
+    --profiling=false --v=1
+  wait_for "kube-apiserver /readyz" 90 bash -c "[ \"\$('$(kube_bin kubectl)' --kubeconfig '$CLUSTER_DIR/kubeconfig' get --raw /readyz 2>/dev/null)\" = ok ]" \
+    || { started kube-apiserver; return 1; }
+}
+
+start_node_and_controllers() {
+  local pki="$CLUSTER_DIR/pki"
+  start kube-controller-manager "$(kube_bin kube-controller-manager)" \
+    --kubeconfig="$CLUSTER_DIR/kube-controller-manager.kubeconfig" \
+    --authentication-kubeconfig="$CLUSTER_DIR/kube-controller-manager.kubeconfig" \
+    --authorization-kubeconfig="$CLUSTER_DIR/kube-controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 --leader-elect=false \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
+    --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --profiling=false --v=1
+  start kube-scheduler "$(kube_bin kube-scheduler)" \
+    --kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
+    --authentication-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
+    --authorization-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 --leader-elect=false --profiling=false --v=1
+  mkdir -p "$CLUSTER_DIR/kubelet" "$CLUSTER_DIR/pod-logs"
+  start kubelet "$(kube_bin kubelet)" \
+    --config="$CONF/kubelet.yaml" --kubeconfig="$CLUSTER_DIR/kubelet.kubeconfig" \
+    --root-dir="$CLUSTER_DIR/kubelet" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" \
+    --pod-infra-container-image="$PAUSE_IMAGE" --v=1
+  start kube-proxy "$(kube_bin kube-proxy)" --config="$CONF/kube-proxy.yaml" --v=1
+}
+
+node_ready() {
+  [ "$(kc get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+service_proxied() { iptables -w -t nat -S KUBE-SERVICES 2>/dev/null | grep -q -- "-d $KUBERNETES_SERVICE_IP/32"; }
+
+wait_ready() {
+  local c
+  wait_for "node $NODE_NAME Ready" 120 node_ready || {
+    for c in kubelet containerd; do started "$c" || true; done
+    kc describe node "$NODE_NAME" >&2 || true
+    return 1
+  }
+  wait_for "the default ServiceAccount" 60 kc -n default get serviceaccount default || { started kube-controller-manager; return 1; }
+  wait_for "kube-proxy's rules for the kubernetes Service" 60 service_proxied || { started kube-proxy; return 1; }
+  for c in "${COMPONENTS[@]}"; do started "$c"; done
+}
+
+install_clients() {
+  mkdir -p "$CLUSTER_DIR/bin"
+  cp -f "$(kube_bin kubectl)" "$HELM_CACHE/bin/helm" "$CLUSTER_DIR/bin/"
+}
+
+up() {
+  need_root
+  mkdir -p "$RUN_ROOT"
+  if cluster_healthy; then
+    install_clients
+    log "cluster is already running and healthy: export KUBECONFIG=$CLUSTER_DIR/kubeconfig"
+    return 0
+  fi
+  # Whatever is there is stale or half-started: clear it, and any other checkout's cluster.
+  local owner=''
+  [ -f "$OWNER_FILE" ] && owner=$(cat "$OWNER_FILE")
+  if [ -n "$owner" ] && [ "$owner" != "$CLUSTER_DIR" ] && [ -d "$owner" ]; then
+    log "taking down the cluster of $owner first (one test cluster per machine)"
+    phase down-other bash "$CLUSTER_SCRIPTS/down.sh" --dir "$owner"
+  fi
+  if [ -d "$CLUSTER_DIR/run" ] || [ -n "$owner" ] || ip link show "$BRIDGE" >/dev/null 2>&1; then
+    phase down-stale down
+  fi
+  mkdir -p "$CLUSTER_DIR/run" "$LOGS"
+  echo "$CLUSTER_DIR" > "$OWNER_FILE"
+
+  # apt (network and disk) runs while Go compiles.
+  host_packages > "$LOGS/apt.log" 2>&1 &
+  local apt_pid=$!
+  phase build build_all
+  phase host-packages wait_apt "$apt_pid"
+  phase images build_images
+  phase host-network host_network
+  phase certs make_pki
+  phase configs write_configs
+  phase containerd start_containerd
+  phase etcd start_etcd
+  phase kube-apiserver start_apiserver
+  phase node-and-controllers start_node_and_controllers
+  phase wait-ready wait_ready
+  install_clients
+  log "cluster is up: export KUBECONFIG=$CLUSTER_DIR/kubeconfig PATH=$CLUSTER_DIR/bin:\$PATH"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  total_start=$SECONDS
+  on_exit() {
+    local rc=$?
+    phase_report || true
+    log "cluster:up took $((SECONDS - total_start))s in all (exit $rc)"
+    [ "$rc" -eq 0 ] || log "component logs are in $CLUSTER_DIR/logs; clear up with: npm run cluster:down"
+    exit "$rc"
+  }
+  trap on_exit EXIT
+  up
+fi
