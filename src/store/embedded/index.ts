@@ -7,6 +7,7 @@ import {
   ConflictError,
   NotFoundError,
   RUN_PHASES,
+  assertTransition,
   builtInPipelineDefinition,
   type BroadcastInput,
   type BroadcastMessage,
@@ -262,7 +263,9 @@ export class EmbeddedStore implements Store {
     const next = transaction(this.db, () => {
       const row = this.db.prepare('SELECT * FROM runs WHERE runid = ?').get(runid) as Row | undefined;
       if (!row) throw new NotFoundError(`run ${runid} not found`);
-      const updated = change(runFromRow(row));
+      const current = runFromRow(row);
+      const updated = change(current);
+      assertTransition(current, updated.phase);
       this.db
         .prepare(
           `UPDATE runs SET phase = ?, reason = ?, message = ?, started_at = ?, finished_at = ?, steps = ?

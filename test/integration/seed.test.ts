@@ -1,0 +1,83 @@
+// The seed tutorial, exactly as written: the contract every other part must keep.
+import { expect } from 'chai';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { collectFrames, request, seedResource, waitForRun } from '../support/http.ts';
+import { startServer, type TestServer } from '../support/server.ts';
+
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+describe('seed tutorial (local mode)', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => {
+    await server.stop();
+    server.cleanup();
+  });
+
+  it('says at start-up that it runs in local mode and does not use step images', () => {
+    expect(server.output.join('\n')).to.match(/local mode: steps run as local processes and step images are not used/);
+  });
+
+  it('answers the seed POST with 201 and exactly the documented body', async () => {
+    const res = await request(server.url, 'POST', '/resources/', seedResource);
+    expect(res.status).to.equal(201);
+    expect(Object.keys(res.body).sort()).to.deep.equal(['message', 'name', 'runid', 'version']);
+    expect(res.body.message).to.equal('Resource created successfully');
+    expect(res.body.name).to.equal('ubuntu-pipeline-6');
+    expect(res.body.version).to.equal('1');
+    expect(res.body.runid).to.match(UUID_V4);
+
+    const { frames, closeCode } = await collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}`);
+    expect(closeCode).to.equal(1000);
+    const parsed = frames.map((f) => JSON.parse(f) as unknown);
+    for (const frame of parsed) {
+      expect(frame).to.be.an('array').with.lengthOf(2);
+      expect((frame as string[])[0]).to.be.a('string').and.match(/^\d{19}$/);
+      expect((frame as string[])[1]).to.be.a('string');
+    }
+    const timestamps = parsed.map((f) => (f as string[])[0]!);
+    expect([...timestamps].sort()).to.deep.equal(timestamps);
+    const messages = parsed.map((f) => (f as string[])[1]);
+    const workspace = join(server.dataDir, 'workspaces', res.body.runid);
+    expect(messages[0]).to.equal('Executing step: print-working-directory');
+    expect(messages[1]).to.equal(workspace);
+    expect(messages[2]).to.equal('Step completed successfully');
+    expect(messages[3]).to.equal('Executing step: list-files');
+    expect(messages[4]).to.equal('total 0');
+    expect(messages.at(-1)).to.equal('Step completed successfully');
+    expect(messages).to.have.lengthOf(6);
+  });
+
+  it('replays the same frames, then closes, to a client that connects after the run ended', async () => {
+    const { body } = await request(server.url, 'PUT', '/resources/pipeline/ubuntu-pipeline-6', { spec: seedResource.spec });
+    await waitForRun(server.url, body.runid);
+    const first = await collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${body.runid}`);
+    const second = await collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${body.runid}`);
+    expect(first.closeCode).to.equal(1000);
+    expect(second.closeCode).to.equal(1000);
+    expect(second.frames).to.deep.equal(first.frames);
+    expect(first.frames).to.have.lengthOf(6);
+  });
+
+  it('answers 404 before the upgrade for an unknown run id or driver', async () => {
+    for (const path of [
+      '/drivers/streams/logs/command-runner/fbdf5edf-66d4-46ce-859a-8ee44d6c9463',
+      '/drivers/streams/logs/command-runner/not-a-run',
+    ]) {
+      const status = await new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(server.wsUrl + path);
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on('open', () => reject(new Error('upgraded')));
+        ws.on('error', () => undefined);
+      });
+      expect(status).to.equal(404);
+    }
+    const run = await request(server.url, 'POST', '/resources', { ...seedResource, name: 'driver-check' });
+    const wrongDriver = await request(server.url, 'GET', `/logs/streams/no-such-driver/${run.body.runid}`);
+    expect(wrongDriver.status).to.equal(404);
+    expect(wrongDriver.body.error).to.match(/no logs from driver "no-such-driver"/);
+  });
+});
