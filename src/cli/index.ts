@@ -1,5 +1,10 @@
 // The `conveyor` command.
 import { Command } from 'commander';
+import { registerApply } from './apply.ts';
+import { registerCancel } from './cancel.ts';
+import { registerGet } from './get.ts';
+import { registerLogs } from './logs.ts';
+import { registerRun } from './run.ts';
 import { registerServe } from './serve.ts';
 
 export function buildProgram(): Command {
@@ -7,5 +12,10 @@ export function buildProgram(): Command {
     .description('Conveyor: a Kubernetes-native CI/CD control plane')
     .option('--server <url>', 'API server for client commands (env CONVEYOR_SERVER)', process.env.CONVEYOR_SERVER ?? 'http://127.0.0.1:8080');
   registerServe(program);
+  registerRun(program);
+  registerLogs(program);
+  registerGet(program);
+  registerCancel(program);
+  registerApply(program);
   return program;
 }

@@ -1,7 +1,7 @@
 // `conveyor logs RUNID [--follow]`: a run's stored log, or its live log until the run ends.
 import { Option, type Command } from 'commander';
 import { clientFor, exitOnUsageError, terminal, type ConveyorClient, type LogFrame, type Terminal } from './client.ts';
-import { formatLogLine, formatRunResult, type LogLineView, type RunView } from './output.ts';
+import { createStyle, formatLogLine, formatRunResult, type LogLineView, type RunView } from './output.ts';
 
 const TERMINAL_PHASES = new Set(['Succeeded', 'Failed', 'Cancelled']);
 
@@ -37,14 +37,11 @@ export async function followRun(client: ConveyorClient, runid: string, term: Ter
       term.note(`conveyor: the log stream broke (${reason}); resuming after line ${since} in ${delayMs} ms`),
   });
   const final = await finalRun(client, runid);
-  const summary = formatRunResult(final, format === 'json' ? { ...term.style, ...plain } : term.style);
+  const summary = formatRunResult(final, format === 'json' ? createStyle(false) : term.style);
   if (format === 'json') term.note(summary);
   else term.print(summary);
   return final;
 }
-
-const id = (text: string) => text;
-const plain = { enabled: false, bold: id, dim: id, red: id, green: id, yellow: id, cyan: id };
 
 export function outputOption(): Option {
   return new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
@@ -56,7 +53,7 @@ export function registerLogs(program: Command): void {
     .description("print a run's log; with --follow, stream it until the run ends and exit with its result")
     .argument('<runid>', 'the run id (printed by `conveyor run`, listed by `conveyor get runs`)')
     .option('-f, --follow', 'stream live lines until the run ends; exit 0 if it Succeeded, 1 otherwise')
-    .addOption(outputOption().choices(['text', 'json']))
+    .addOption(outputOption())
     .exitOverride(exitOnUsageError)
     .action(async (runid: string, opts: { follow?: boolean; output: LogFormat }, command: Command) => {
       const client = clientFor(command);

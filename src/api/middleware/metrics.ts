@@ -11,7 +11,7 @@ export function requestMetrics(metrics: Metrics): Middleware {
       await next();
     } finally {
       metrics.httpInFlight.dec();
-      const labels = { method: ctx.method, route: (ctx as { routePath?: string }).routePath ?? 'unmatched', status_code: String(ctx.status) };
+      const labels = { method: ctx.method, route: String((ctx as { _matchedRoute?: string | RegExp })._matchedRoute ?? 'unmatched'), status_code: String(ctx.status) };
       metrics.httpRequests.inc(labels);
       stop(labels);
     }
