@@ -48,6 +48,7 @@ export class LocalScheduler {
   private async recoverInterrupted(): Promise<void> {
     const { store, hub } = this.options;
     for (const run of await store.runsInPhase('Running')) {
+      this.options.runner.stopOrphans(run.runid);
       const now = new Date().toISOString();
       hub.append(run.runid, {
         driver: run.driver,

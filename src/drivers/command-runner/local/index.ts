@@ -15,6 +15,7 @@ import {
 import type { LogHub } from '../../../logs/index.ts';
 import type { Store } from '../../../store/index.ts';
 import { runStepProcess } from './step-process.ts';
+import { killRunProcesses } from './orphans.ts';
 
 export interface LocalRunnerOptions {
   store: Store;
@@ -44,6 +45,11 @@ export class LocalCommandRunner {
     this.hub = options.hub;
     this.workspaceRoot = options.workspaceRoot;
     this.killGraceMs = options.killGraceMs ?? 5_000;
+  }
+
+  // Stops processes a crashed server left behind for this run; returns how many.
+  stopOrphans(runid: string): number {
+    return killRunProcesses(runid);
   }
 
   private log(run: RunRecord, step: string | null, stream: 'stdout' | 'stderr' | 'system', message: string): void {
