@@ -153,9 +153,11 @@ describe('test cluster (smoke)', function () {
       'echo "host=$KUBERNETES_SERVICE_HOST namespace=$(cat $SA/namespace)"',
       'test -s $SA/ca.crt',
       // A request every authenticated identity may make: who am I?
-      'echo "review=$(wget -qO- --no-check-certificate --header "Authorization: Bearer $TOKEN" ' +
+      'echo review-begin',
+      'wget -qO- --no-check-certificate --header "Authorization: Bearer $TOKEN" ' +
         `--header "Content-Type: application/json" --post-data '{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}' ` +
-        '$API/apis/authentication.k8s.io/v1/selfsubjectreviews)"',
+        '$API/apis/authentication.k8s.io/v1/selfsubjectreviews',
+      'echo; echo review-end',
       // One the default service account is not allowed: RBAC says 403.
       'if wget -qO- --no-check-certificate --header "Authorization: Bearer $TOKEN" $API/api/v1/namespaces/$(cat $SA/namespace)/secrets 2>/tmp/err; ' +
         'then echo secrets=allowed; else echo "secrets=$(cat /tmp/err)"; fi',
@@ -166,7 +168,7 @@ describe('test cluster (smoke)', function () {
       const log = await core.readNamespacedPodLog({ name, namespace: ns });
       expect(pod.status?.phase, log).to.equal('Succeeded');
       expect(log).to.contain(`host=${svc.spec?.clusterIP} namespace=${ns}`);
-      const review = /^review=(.*)$/m.exec(log)?.[1];
+      const review = /^review-begin\n([^]*)\nreview-end$/m.exec(log)?.[1];
       expect(review, log).to.be.a('string');
       const parsed = JSON.parse(review!) as k8s.V1SelfSubjectReview;
       expect(parsed.kind).to.equal('SelfSubjectReview');
@@ -195,7 +197,8 @@ describe('test cluster (smoke)', function () {
       const ip = service.spec?.clusterIP;
       expect(ip).to.match(/^\d+\.\d+\.\d+\.\d+$/);
       await waitForPodReady(core, ns, web);
-      const script = `for i in $(seq 1 30); do if wget -qO- -T 2 http://${ip}:80/; then exit 0; fi; sleep 1; done; exit 1`;
+      // (busybox's own `wget -T` crashes in this static build: `timeout` bounds each try.)
+      const script = `for i in $(seq 1 30); do if timeout 3 wget -qO- http://${ip}:80/; then exit 0; fi; sleep 1; done; exit 1`;
       await core.createNamespacedPod({ namespace: ns, body: shellPod(client, script) });
       const pod = await waitForPodPhase(core, ns, client, ['Succeeded', 'Failed'], 60_000);
       const log = await core.readNamespacedPodLog({ name: client, namespace: ns });

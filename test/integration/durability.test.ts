@@ -82,7 +82,10 @@ describe('durability (local mode)', () => {
     const server = await startServer({ dataDir: dataDir() });
     const res = await request(server.url, 'POST', '/resources', pipeline('drained', [['short', 'sleep 0.5; echo done']]));
     await waitForRun(server.url, res.body.runid, ['Running']);
-    const frames = collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}`);
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    const frames = collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}`, 20_000, opened);
+    await open;
     expect(await server.stop()).to.equal(0);
     const { frames: got, closeCode } = await frames;
     expect(closeCode).to.equal(1000);

@@ -32,9 +32,10 @@ export interface Frames {
 }
 
 // Collects every text frame until the server closes the socket.
-export function collectFrames(url: string, timeoutMs = 20_000): Promise<Frames> {
+export function collectFrames(url: string, timeoutMs = 20_000, onOpen?: () => void): Promise<Frames> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url);
+    if (onOpen) ws.once('open', onOpen);
     const frames: string[] = [];
     const timer = setTimeout(() => {
       ws.terminate();
