@@ -1,0 +1,75 @@
+// Follows one container's log to its end, through breaks. A broken stream reconnects with
+// `sinceTime` (after a backoff) and the resume filter drops what was already delivered;
+// the log is complete when the kubelet has ended the stream cleanly after the container
+// terminated.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ResumeFilter } from '../resume-filter.ts';
+import { LogApiError, podLogLines, type PodLogLine } from './pod-log-stream.ts';
+
+export interface ContainerLogFollowOptions {
+  kc: KubeConfig;
+  namespace: string;
+  pod: string;
+  container: string;
+  filter: ResumeFilter;
+  // True once the container has terminated; asked only after a stream ended or broke.
+  isTerminated: () => boolean | Promise<boolean>;
+  onLine: (line: PodLogLine) => void;
+  signal: AbortSignal;
+  onBreak?: (err: unknown, attempt: number) => void;
+  backoffMs?: (attempt: number) => number;
+  // Opens the log request; replaceable so that tests can cut a real stream mid-run.
+  open?: typeof podLogLines;
+}
+
+const defaultBackoff = (attempt: number) => Math.min(5_000, 100 * 2 ** attempt);
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
+
+export interface FollowResult {
+  connections: number;
+}
+
+export async function followContainerLog(options: ContainerLogFollowOptions): Promise<FollowResult> {
+  const open = options.open ?? podLogLines;
+  const backoff = options.backoffMs ?? defaultBackoff;
+  let connections = 0;
+  let failures = 0;
+  for (;;) {
+    if (options.signal.aborted) return { connections };
+    let clean = false;
+    try {
+      connections++;
+      options.filter.restart();
+      const lines = open(options.kc, {
+        namespace: options.namespace,
+        pod: options.pod,
+        container: options.container,
+        follow: true,
+        sinceTime: options.filter.sinceTime,
+        signal: options.signal,
+      });
+      for await (const line of lines) {
+        failures = 0;
+        if (options.filter.accept(line.ts, line.message)) options.onLine(line);
+      }
+      clean = true;
+    } catch (err) {
+      if (options.signal.aborted) return { connections };
+      // The pod is gone: nothing more can be read, and what was archived is all there is.
+      if (err instanceof LogApiError && err.status === 404) return { connections };
+      // The container has not started yet (or was never created): wait and ask again.
+      options.onBreak?.(err, failures);
+    }
+    if (clean && (await options.isTerminated())) return { connections };
+    await sleep(backoff(failures++), options.signal);
+  }
+}
