@@ -128,3 +128,14 @@ export function toPublicRun(run: RunRecord): Run {
   const { spec: _spec, pipeline: _pipeline, ...rest } = run;
   return rest;
 }
+
+// A run id that any actor computes alike from the same seed (e.g. a Pipeline's uid and
+// generation), so that two reconciles racing to start "the run of generation 3" name the
+// same Run and only one can be created. Shaped as a v4 UUID, like every other run id.
+export function runIdFromSeed(digest: Uint8Array): string {
+  const b = Array.from(digest.slice(0, 16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const hex = b.map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}

@@ -1,0 +1,347 @@
+// The store of Kubernetes mode: Conveyor's state as custom resources in one namespace.
+// Reads go to the API server (not an informer cache) so that a client reading right after
+// a write sees it; the controller reconciles from its own informers.
+import type { KubeConfig } from '@kubernetes/client-node';
+import {
+  ConflictError,
+  NotFoundError,
+  PIPELINE_TYPE,
+  RUN_PHASES,
+  assertTransition,
+  builtInPipelineDefinition,
+  type BroadcastInput,
+  type BroadcastMessage,
+  type DefinitionInput,
+  type DriverPipeline,
+  type DriverPipelineInput,
+  type JsonObject,
+  type PipelineSpec,
+  type Resource,
+  type ResourceDefinition,
+  type ResourceInput,
+  type RunPhase,
+  type RunRecord,
+} from '../../domain/index.ts';
+import { CustomResources, Labels, MANAGED_BY } from '../../drivers/command-runner/kubernetes/names.ts';
+import type { RunFilter, RunListener, RunPage, Store } from '../index.ts';
+import { CustomObjects } from './custom-objects.ts';
+import {
+  Annotations,
+  RunLabels,
+  definitionFromObject,
+  genericObjectName,
+  genericResource,
+  pipelineResource,
+  runFromObject,
+  runMetadata,
+  runSpecOf,
+  runStatusOf,
+  type DefinitionSpec,
+  type GenericResourceSpec,
+  type PipelineStatus,
+  type RunSpec,
+  type RunStatus,
+} from './mapping.ts';
+
+const builtInDefinition: ResourceDefinition = {
+  id: 'builtin-pipeline',
+  ...builtInPipelineDefinition,
+  schema: builtInPipelineDefinition.schema as unknown as JsonObject,
+  builtIn: true,
+  createdAt: new Date(0).toISOString(),
+  updatedAt: new Date(0).toISOString(),
+};
+
+export interface KubernetesStoreOptions {
+  kc: KubeConfig;
+  namespace: string;
+  // Driver pipelines and broadcast messages have no custom resource yet; they are kept
+  // in the embedded store beside the log archive.
+  local: Pick<Store, 'listDriverPipelines' | 'getDriverPipeline' | 'createDriverPipeline' | 'replaceDriverPipeline' | 'deleteDriverPipeline' | 'addBroadcast'>;
+}
+
+export class KubernetesStore implements Store {
+  readonly namespace: string;
+  readonly runs: CustomObjects<RunSpec, RunStatus>;
+  readonly pipelines: CustomObjects<PipelineSpec, PipelineStatus>;
+  private readonly resources: CustomObjects<GenericResourceSpec, PipelineStatus>;
+  private readonly definitions: CustomObjects<DefinitionSpec, Record<string, unknown>>;
+  private readonly local: KubernetesStoreOptions['local'];
+  private readonly listeners = new Set<RunListener>();
+
+  constructor(options: KubernetesStoreOptions) {
+    const { kc, namespace } = options;
+    this.namespace = namespace;
+    this.runs = new CustomObjects(kc, namespace, CustomResources.Run.kind, CustomResources.Run.plural);
+    this.pipelines = new CustomObjects(kc, namespace, CustomResources.Pipeline.kind, CustomResources.Pipeline.plural);
+    this.resources = new CustomObjects(kc, namespace, CustomResources.Resource.kind, CustomResources.Resource.plural);
+    this.definitions = new CustomObjects(kc, namespace, CustomResources.ResourceDefinition.kind, CustomResources.ResourceDefinition.plural);
+    this.local = options.local;
+  }
+
+  async listDefinitions(): Promise<ResourceDefinition[]> {
+    const defs = (await this.definitions.list()).map(definitionFromObject);
+    return [builtInDefinition, ...defs].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async getDefinition(name: string): Promise<ResourceDefinition | undefined> {
+    if (name === PIPELINE_TYPE) return builtInDefinition;
+    const obj = await this.definitions.get(name);
+    return obj ? definitionFromObject(obj) : undefined;
+  }
+
+  async createDefinition(input: DefinitionInput): Promise<ResourceDefinition> {
+    if (input.name === PIPELINE_TYPE || (await this.definitions.get(input.name))) {
+      throw new ConflictError(`resource definition "${input.name}" already exists`);
+    }
+    const obj = await this.definitions.create(
+      { name: input.name, labels: { [Labels.managedBy]: MANAGED_BY }, annotations: { [Annotations.createdAt]: new Date().toISOString() } },
+      { version: input.version, description: input.description, schema: input.schema },
+    );
+    return definitionFromObject(obj);
+  }
+
+  async applyDefinition(input: DefinitionInput): Promise<{ definition: ResourceDefinition; created: boolean }> {
+    if (await this.getDefinition(input.name)) return { definition: await this.replaceDefinition(input), created: false };
+    return { definition: await this.createDefinition(input), created: true };
+  }
+
+  async replaceDefinition(input: DefinitionInput): Promise<ResourceDefinition> {
+    if (input.name === PIPELINE_TYPE) throw new ConflictError(`resource definition "${input.name}" is built in and cannot be changed`);
+    const obj = await this.definitions.get(input.name);
+    if (!obj) throw new NotFoundError(`resource definition "${input.name}" not found`);
+    obj.spec = { version: input.version, description: input.description, schema: input.schema };
+    obj.metadata.annotations = { ...obj.metadata.annotations, [Annotations.createdAt]: new Date().toISOString() };
+    return definitionFromObject(await this.definitions.replace(obj));
+  }
+
+  async deleteDefinition(name: string): Promise<void> {
+    if (name === PIPELINE_TYPE) throw new ConflictError(`resource definition "${name}" is built in and cannot be deleted`);
+    if (!(await this.definitions.get(name))) throw new NotFoundError(`resource definition "${name}" not found`);
+    const count = (await this.resources.list(`${Labels.resourceType}=${name}`)).length;
+    if (count > 0) throw new ConflictError(`resource definition "${name}" still has ${count} resource(s); delete them first`);
+    await this.definitions.delete(name);
+  }
+
+  // Writes the Run of a resource version; a Run already created under that name (by the
+  // controller, for the same generation) is the same run, not a duplicate.
+  private async createRun(run: RunRecord, ownerUid: string): Promise<void> {
+    try {
+      await this.runs.create(runMetadata(run, ownerUid), runSpecOf(run));
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      const existing = await this.runs.get(run.runid);
+      if (!existing || existing.metadata.labels?.[RunLabels.ownerUid] !== ownerUid) throw err;
+    }
+    this.emit(run.runid);
+  }
+
+  async createResource(input: ResourceInput, run: RunRecord): Promise<Resource> {
+    const stamp = new Date().toISOString();
+    if (input.resource === PIPELINE_TYPE) {
+      const annotations: Record<string, string> = {
+        [Annotations.createdAt]: stamp,
+        [Annotations.nextRunId]: run.runid,
+        [Annotations.nextRunGeneration]: '1',
+      };
+      if (input.pipeline) annotations[Annotations.driverPipeline] = input.pipeline;
+      let created;
+      try {
+        created = await this.pipelines.create({ name: input.name, labels: { [Labels.managedBy]: MANAGED_BY }, annotations }, input.spec as unknown as PipelineSpec);
+      } catch (err) {
+        if (err instanceof ConflictError && (await this.pipelines.get(input.name))) {
+          throw new ConflictError(`resource pipeline/${input.name} already exists; PUT /resources/pipeline/${input.name} replaces it`);
+        }
+        throw err;
+      }
+      try {
+        await this.createRun(run, created.metadata.uid!);
+      } catch (err) {
+        // Both or neither: a Pipeline without its run would be started by the controller
+        // under another id than the one the client was never given.
+        await this.pipelines.delete(input.name).catch(() => undefined);
+        throw err;
+      }
+      return pipelineResource(created);
+    }
+    const name = genericObjectName(input.resource, input.name);
+    const spec: GenericResourceSpec = { type: input.resource, spec: input.spec, version: 1, ...(input.pipeline ? { pipeline: input.pipeline } : {}) };
+    let created;
+    try {
+      created = await this.resources.create(
+        { name, labels: { [Labels.managedBy]: MANAGED_BY, [Labels.resourceType]: input.resource, [Labels.resourceName]: input.name }, annotations: { [Annotations.createdAt]: stamp } },
+        spec,
+      );
+    } catch (err) {
+      if (err instanceof ConflictError) throw new ConflictError(`resource ${input.resource}/${input.name} already exists; PUT /resources/${input.resource}/${input.name} replaces it`);
+      throw err;
+    }
+    try {
+      await this.createRun(run, created.metadata.uid!);
+    } catch (err) {
+      await this.resources.delete(name).catch(() => undefined);
+      throw err;
+    }
+    return genericResource(created);
+  }
+
+  async replaceResource(input: ResourceInput, makeRun: (version: number) => RunRecord): Promise<{ resource: Resource; run: RunRecord }> {
+    if (input.resource === PIPELINE_TYPE) {
+      const current = await this.pipelines.get(input.name);
+      if (!current) throw new NotFoundError(`resource pipeline/${input.name} not found`);
+      const generation = current.metadata.generation ?? 1;
+      if (JSON.stringify(current.spec) === JSON.stringify(input.spec) && (current.metadata.annotations?.[Annotations.driverPipeline] ?? undefined) === input.pipeline) {
+        // Kubernetes keeps the generation of an unchanged spec, and each generation runs
+        // once: replacing a pipeline with itself starts nothing new.
+        const lastRunId = current.status?.lastRunId ?? current.metadata.annotations?.[Annotations.nextRunId];
+        const last = lastRunId ? await this.getRun(lastRunId) : undefined;
+        if (last) return { resource: pipelineResource(current), run: last };
+      }
+      const run = makeRun(generation + 1);
+      current.spec = input.spec as unknown as PipelineSpec;
+      current.metadata.annotations = {
+        ...current.metadata.annotations,
+        [Annotations.createdAt]: new Date().toISOString(),
+        [Annotations.nextRunId]: run.runid,
+        [Annotations.nextRunGeneration]: String(generation + 1),
+      };
+      if (input.pipeline) current.metadata.annotations[Annotations.driverPipeline] = input.pipeline;
+      else delete current.metadata.annotations[Annotations.driverPipeline];
+      // resourceVersion makes this a compare-and-swap: the generation we announced is the
+      // one the write creates, or the write fails with a conflict.
+      const updated = await this.pipelines.replace(current);
+      await this.createRun({ ...run, version: updated.metadata.generation ?? generation + 1 }, updated.metadata.uid!);
+      return { resource: pipelineResource(updated), run: { ...run, version: updated.metadata.generation ?? generation + 1 } };
+    }
+    const name = genericObjectName(input.resource, input.name);
+    const current = await this.resources.get(name);
+    if (!current) throw new NotFoundError(`resource ${input.resource}/${input.name} not found`);
+    const version = current.spec.version + 1;
+    const run = makeRun(version);
+    current.spec = { type: input.resource, spec: input.spec, version, ...(input.pipeline ? { pipeline: input.pipeline } : {}) };
+    current.metadata.annotations = { ...current.metadata.annotations, [Annotations.createdAt]: new Date().toISOString() };
+    const updated = await this.resources.replace(current);
+    await this.createRun(run, updated.metadata.uid!);
+    return { resource: genericResource(updated), run };
+  }
+
+  async getResource(type: string, name: string, version?: number): Promise<Resource | undefined> {
+    if (type === PIPELINE_TYPE) {
+      const obj = await this.pipelines.get(name);
+      if (!obj || version === undefined || version === obj.metadata.generation) return obj ? pipelineResource(obj) : undefined;
+      // Earlier versions live on in the runs they started, each with its frozen spec.
+      const runs = await this.runs.list(`${RunLabels.ownerUid}=${obj.metadata.uid},${RunLabels.version}=${version}`);
+      const run = runs[0];
+      return run ? pipelineResource(obj, version, run.spec.pipelineSpec) : undefined;
+    }
+    const obj = await this.resources.get(genericObjectName(type, name));
+    if (!obj) return undefined;
+    const resource = genericResource(obj);
+    if (version === undefined || version === resource.metadata.version) return resource;
+    const runs = await this.runs.list(`${RunLabels.ownerUid}=${obj.metadata.uid},${RunLabels.version}=${version}`);
+    const run = runs[0];
+    return run ? { ...resource, spec: run.spec.pipelineSpec, metadata: { ...resource.metadata, version } } : undefined;
+  }
+
+  async listResources(type: string): Promise<Resource[]> {
+    if (type === PIPELINE_TYPE) return (await this.pipelines.list()).map((p) => pipelineResource(p)).sort((a, b) => a.name.localeCompare(b.name));
+    return (await this.resources.list(`${Labels.resourceType}=${type}`)).map(genericResource).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async deleteResource(type: string, name: string): Promise<void> {
+    if (type === PIPELINE_TYPE) await this.pipelines.delete(name);
+    else await this.resources.delete(genericObjectName(type, name));
+  }
+
+  async getRun(runid: string): Promise<RunRecord | undefined> {
+    const obj = await this.runs.get(runid);
+    return obj ? runFromObject(obj) : undefined;
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunPage> {
+    const selector = [`${Labels.managedBy}=${MANAGED_BY}`];
+    if (filter.resource) selector.push(`${Labels.resourceType}=${filter.resource}`);
+    if (filter.name) selector.push(`${Labels.resourceName}=${filter.name}`);
+    const all = (await this.runs.list(selector.join(','))).map(runFromObject);
+    // Newest first; the run id breaks ties so the order (and the cursor) is total.
+    const key = (r: RunRecord) => `${r.createdAt}|${r.runid}`;
+    all.sort((a, b) => key(b).localeCompare(key(a)));
+    const cursor = filter.continue ? Buffer.from(filter.continue, 'base64url').toString() : undefined;
+    const start = cursor ? all.findIndex((r) => key(r) < cursor) : 0;
+    const rest = start < 0 ? [] : all.slice(start);
+    const items = rest.slice(0, filter.limit);
+    const page: RunPage = { items };
+    if (rest.length > filter.limit) page.continue = Buffer.from(key(items.at(-1)!)).toString('base64url');
+    return page;
+  }
+
+  async runsInPhase(...phases: RunPhase[]): Promise<RunRecord[]> {
+    return (await this.runs.list(`${Labels.managedBy}=${MANAGED_BY}`)).map(runFromObject).filter((r) => phases.includes(r.phase));
+  }
+
+  async countRunsByPhase(): Promise<Record<RunPhase, number>> {
+    const counts = Object.fromEntries(RUN_PHASES.map((p) => [p, 0])) as Record<RunPhase, number>;
+    for (const run of await this.runsInPhase(...RUN_PHASES)) counts[run.phase]++;
+    return counts;
+  }
+
+  // Status writes are compare-and-swap on resourceVersion; a conflict re-reads and retries.
+  async updateRun(runid: string, change: (run: RunRecord) => RunRecord): Promise<RunRecord> {
+    for (let attempt = 0; ; attempt++) {
+      const obj = await this.runs.get(runid);
+      if (!obj) throw new NotFoundError(`run ${runid} not found`);
+      const current = runFromObject(obj);
+      const next = change(current);
+      assertTransition(current, next.phase);
+      obj.status = runStatusOf(next, obj.metadata.generation, obj.status);
+      try {
+        await this.runs.replaceStatus(obj);
+        this.emit(runid);
+        return next;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  async requestCancel(runid: string): Promise<RunRecord> {
+    await this.runs.mergePatch(runid, { spec: { cancelRequested: true } });
+    return (await this.getRun(runid))!;
+  }
+
+  onRunChange(listener: RunListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // Local notifications for writes made through this store; the controller sees every
+  // change, whoever made it, through its informers.
+  emit(runid: string): void {
+    if (this.listeners.size === 0) return;
+    void this.getRun(runid).then((run) => run && this.listeners.forEach((l) => l(run)));
+  }
+
+  listDriverPipelines(): Promise<DriverPipeline[]> {
+    return this.local.listDriverPipelines();
+  }
+  getDriverPipeline(name: string): Promise<DriverPipeline | undefined> {
+    return this.local.getDriverPipeline(name);
+  }
+  createDriverPipeline(input: DriverPipelineInput): Promise<DriverPipeline> {
+    return this.local.createDriverPipeline(input);
+  }
+  replaceDriverPipeline(input: DriverPipelineInput): Promise<DriverPipeline> {
+    return this.local.replaceDriverPipeline(input);
+  }
+  deleteDriverPipeline(name: string): Promise<void> {
+    return this.local.deleteDriverPipeline(name);
+  }
+  addBroadcast(input: BroadcastInput): Promise<BroadcastMessage> {
+    return this.local.addBroadcast(input);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+}
+
