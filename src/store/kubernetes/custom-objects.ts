@@ -11,7 +11,12 @@ export interface ObjectMeta {
   uid?: string;
   resourceVersion?: string;
   generation?: number;
-  creationTimestamp?: string | Date;
+  // A string when read through CustomObjectsApi (which does not deserialize), a Date
+  // through typed clients; typed as client-node does.
+  creationTimestamp?: Date;
+  deletionTimestamp?: Date;
+  finalizers?: string[];
+  ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
 }

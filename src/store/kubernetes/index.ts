@@ -125,7 +125,7 @@ export class KubernetesStore implements Store {
 
   // Writes the Run of a resource version; a Run already created under that name (by the
   // controller, for the same generation) is the same run, not a duplicate.
-  private async createRun(run: RunRecord, ownerUid: string): Promise<void> {
+  async ensureRun(run: RunRecord, ownerUid: string): Promise<void> {
     try {
       await this.runs.create(runMetadata(run, ownerUid), runSpecOf(run));
     } catch (err) {
@@ -155,7 +155,7 @@ export class KubernetesStore implements Store {
         throw err;
       }
       try {
-        await this.createRun(run, created.metadata.uid!);
+        await this.ensureRun(run, created.metadata.uid!);
       } catch (err) {
         // Both or neither: a Pipeline without its run would be started by the controller
         // under another id than the one the client was never given.
@@ -177,7 +177,7 @@ export class KubernetesStore implements Store {
       throw err;
     }
     try {
-      await this.createRun(run, created.metadata.uid!);
+      await this.ensureRun(run, created.metadata.uid!);
     } catch (err) {
       await this.resources.delete(name).catch(() => undefined);
       throw err;
@@ -210,7 +210,7 @@ export class KubernetesStore implements Store {
       // resourceVersion makes this a compare-and-swap: the generation we announced is the
       // one the write creates, or the write fails with a conflict.
       const updated = await this.pipelines.replace(current);
-      await this.createRun({ ...run, version: updated.metadata.generation ?? generation + 1 }, updated.metadata.uid!);
+      await this.ensureRun({ ...run, version: updated.metadata.generation ?? generation + 1 }, updated.metadata.uid!);
       return { resource: pipelineResource(updated), run: { ...run, version: updated.metadata.generation ?? generation + 1 } };
     }
     const name = genericObjectName(input.resource, input.name);
@@ -221,7 +221,7 @@ export class KubernetesStore implements Store {
     current.spec = { type: input.resource, spec: input.spec, version, ...(input.pipeline ? { pipeline: input.pipeline } : {}) };
     current.metadata.annotations = { ...current.metadata.annotations, [Annotations.createdAt]: new Date().toISOString() };
     const updated = await this.resources.replace(current);
-    await this.createRun(run, updated.metadata.uid!);
+    await this.ensureRun(run, updated.metadata.uid!);
     return { resource: genericResource(updated), run };
   }
 
@@ -298,6 +298,22 @@ export class KubernetesStore implements Store {
         await this.runs.replaceStatus(obj);
         this.emit(runid);
         return next;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  // Sets status fields the domain record does not carry (jobName, logsArchived).
+  async patchRunStatus(runid: string, fields: Partial<RunStatus>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const obj = await this.runs.get(runid);
+      if (!obj) throw new NotFoundError(`run ${runid} not found`);
+      obj.status = { ...obj.status, ...fields };
+      try {
+        await this.runs.replaceStatus(obj);
+        this.emit(runid);
+        return;
       } catch (err) {
         if (!(err instanceof ConflictError) || attempt >= 5) throw err;
       }

@@ -87,7 +87,7 @@ export interface DefinitionSpec {
 }
 export type DefinitionObject = CustomObject<DefinitionSpec, Record<string, unknown>>;
 
-const iso = (value: string | Date | undefined) => (value instanceof Date ? value.toISOString() : (value ?? new Date(0).toISOString()));
+const iso = (value: unknown): string => (value instanceof Date ? value.toISOString() : typeof value === 'string' ? value : new Date(0).toISOString());
 
 export function stepNamesOf(resource: string, spec: JsonObject): string[] {
   return resource === PIPELINE_TYPE ? ((spec as unknown as PipelineSpec).steps ?? []).map((s) => s.name) : [];

@@ -1,0 +1,134 @@
+// Kubernetes mode's controller: informers feed two work queues (Pipelines and Runs) by key;
+// reconcilers act while this server holds the leader Lease, so two servers never both
+// reconcile.
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Labels } from '../../drivers/command-runner/kubernetes/index.ts';
+import type { LogArchive, LogHub } from '../../logs/index.ts';
+import type { KubernetesStore } from '../../store/kubernetes/index.ts';
+import type { ResilientInformer } from '../informer.ts';
+import { LeaderElector } from '../leader-election.ts';
+import { WorkQueue } from '../queue.ts';
+import { EventRecorder } from './events.ts';
+import { makeInformers, type Informers } from './informers.ts';
+import { PipelineReconciler } from './pipeline-reconciler.ts';
+import { RunReconciler } from './run-reconciler.ts';
+
+export interface KubernetesControllerOptions {
+  kc: KubeConfig;
+  namespace: string;
+  identity: string;
+  store: KubernetesStore;
+  hub: LogHub;
+  archive: LogArchive;
+  logger: Logger;
+  workers?: number;
+  resyncMs?: number;
+  leaseName?: string;
+}
+
+export class KubernetesController {
+  private readonly o: KubernetesControllerOptions;
+  private readonly elector: LeaderElector;
+  private informers?: Informers;
+  private runReconciler?: RunReconciler;
+
+  constructor(options: KubernetesControllerOptions) {
+    this.o = options;
+    this.elector = new LeaderElector({
+      kubeConfig: options.kc,
+      name: options.leaseName ?? 'conveyor-controller',
+      namespace: options.namespace,
+      identity: options.identity,
+      onStartedLeading: (signal) => this.lead(signal),
+      onNewLeader: (identity) => options.logger.info({ leader: identity }, 'controller leader'),
+      onError: (err) => options.logger.warn({ err }, 'leader election'),
+    });
+  }
+
+  get isLeader(): boolean {
+    return this.elector.isLeader();
+  }
+
+  get logConnections(): number {
+    return this.runReconciler?.logConnections ?? 0;
+  }
+
+  start(): void {
+    this.elector.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.elector.stop();
+  }
+
+  // Runs until `signal` aborts (leadership lost or stop): informers, queues, workers.
+  private async lead(signal: AbortSignal): Promise<void> {
+    const { kc, namespace, logger } = this.o;
+    const informers = makeInformers(kc, namespace, logger);
+    this.informers = informers;
+    const onError = (err: unknown, key: string, retries: number) => logger.warn({ err, key, retries }, 'reconcile failed; retrying with backoff');
+    const runQueue = new WorkQueue({ name: 'runs', onError });
+    const pipelineQueue = new WorkQueue({ name: 'pipelines', onError });
+    const runReconciler = new RunReconciler({
+      kc,
+      namespace,
+      informers,
+      store: this.o.store,
+      hub: this.o.hub,
+      archive: this.o.archive,
+      events: new EventRecorder(kc, namespace, logger),
+      logger,
+      requeue: (runid) => runQueue.add(runid),
+    });
+    this.runReconciler = runReconciler;
+    const pipelineReconciler = new PipelineReconciler({ namespace, informers, store: this.o.store });
+
+    const name = (obj: KubernetesObject) => obj.metadata?.name ?? '';
+    const runOf = (obj: KubernetesObject) => obj.metadata?.labels?.[Labels.runId];
+    const enqueueRun = (obj: KubernetesObject) => {
+      runQueue.add(name(obj));
+      const pipeline = obj.metadata?.labels?.[Labels.pipeline];
+      if (pipeline) pipelineQueue.add(pipeline);
+    };
+    const enqueueOwner = (obj: KubernetesObject) => {
+      const runid = runOf(obj);
+      if (runid) runQueue.add(runid);
+    };
+    const onPod = (obj: KubernetesObject) => {
+      const runid = runOf(obj);
+      if (runid) runReconciler.podChanged(runid);
+      enqueueOwner(obj);
+    };
+    const onPipeline = (obj: KubernetesObject) => pipelineQueue.add(name(obj));
+    // Every change, whatever its kind, just queues keys: reconciles read current state.
+    function watchAll<T extends KubernetesObject>(informer: ResilientInformer<T>, handler: (obj: T) => void): void {
+      informer.on('add', handler);
+      informer.on('update', (obj: T) => handler(obj));
+      informer.on('delete', handler);
+    }
+    watchAll(informers.runs, enqueueRun);
+    watchAll(informers.pipelines, onPipeline);
+    watchAll(informers.jobs, enqueueOwner);
+    watchAll(informers.pods, onPod);
+    for (const informer of Object.values(informers)) informer.start();
+    await Promise.all(Object.values(informers).map((i) => i.waitForSync()));
+    logger.info('controller caches synced; reconciling');
+
+    const resyncMs = this.o.resyncMs ?? 5 * 60_000;
+    const stopRunResync = runQueue.resync(() => informers.runs.list(namespace).map(name), resyncMs);
+    const stopPipelineResync = pipelineQueue.resync(() => informers.pipelines.list(namespace).map(name), resyncMs);
+    const workers = this.o.workers ?? 8;
+    const running = Promise.all([
+      runQueue.run((key) => runReconciler.reconcile(key), { workers }),
+      pipelineQueue.run((key) => pipelineReconciler.reconcile(key), { workers: 2 }),
+    ]);
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    stopRunResync();
+    stopPipelineResync();
+    runReconciler.shutdown();
+    await Promise.all([runQueue.shutDown(), pipelineQueue.shutDown()]);
+    await running;
+    await Promise.all(Object.values(informers).map((i) => i.stop()));
+  }
+}

@@ -1,0 +1,50 @@
+// The controller's view of the cluster: one resilient informer per kind it reconciles or
+// observes, all in the controller's namespace.
+import { BatchV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type V1Job, type V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { CustomResources, GROUP, Labels, MANAGED_BY, VERSION } from '../../drivers/command-runner/kubernetes/index.ts';
+import type { PipelineObject, RunObject } from '../../store/kubernetes/mapping.ts';
+import { ResilientInformer } from '../informer.ts';
+
+export interface Informers {
+  runs: ResilientInformer<RunObject>;
+  pipelines: ResilientInformer<PipelineObject>;
+  jobs: ResilientInformer<V1Job>;
+  pods: ResilientInformer<V1Pod>;
+}
+
+export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger): Informers {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const batch = kc.makeApiClient(BatchV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  const managed = `${Labels.managedBy}=${MANAGED_BY}`;
+  const onError = (name: string) => (err: unknown, restartInMs: number) => logger.warn({ err, informer: name, restartInMs }, 'informer failed; restarting');
+  const customInformer = <T extends RunObject | PipelineObject>(plural: string) =>
+    new ResilientInformer<T>({
+      kubeConfig: kc,
+      name: plural,
+      path: `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${plural}`,
+      list: () => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural }) as Promise<KubernetesListObject<T>>,
+      onError: onError(plural),
+    });
+  return {
+    runs: customInformer<RunObject>(CustomResources.Run.plural),
+    pipelines: customInformer<PipelineObject>(CustomResources.Pipeline.plural),
+    jobs: new ResilientInformer<V1Job>({
+      kubeConfig: kc,
+      name: 'jobs',
+      path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
+      labelSelector: managed,
+      list: () => batch.listNamespacedJob({ namespace, labelSelector: managed }),
+      onError: onError('jobs'),
+    }),
+    pods: new ResilientInformer<V1Pod>({
+      kubeConfig: kc,
+      name: 'pods',
+      path: `/api/v1/namespaces/${namespace}/pods`,
+      labelSelector: managed,
+      list: () => core.listNamespacedPod({ namespace, labelSelector: managed }),
+      onError: onError('pods'),
+    }),
+  };
+}

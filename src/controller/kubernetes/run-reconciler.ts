@@ -1,0 +1,252 @@
+// Reconciles one Run: makes sure its Job exists, stops it on cancel, reads the run's status
+// back from the Job and its pod, keeps the pod's log collected, and, once the run is over
+// and every line is archived, ends its log and lets the pod go. Level-based: it acts on
+// what it observes now, so running it twice, or after a restart, changes nothing.
+import { BatchV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { COMMAND_RUNNER, Reasons, isTerminal, type RunRecord } from '../../domain/index.ts';
+import {
+  API_VERSION,
+  CustomResources,
+  LOGS_FINALIZER,
+  Labels,
+  buildJob,
+  jobNameFor,
+  runOutcome,
+} from '../../drivers/command-runner/kubernetes/index.ts';
+import type { LogArchive, LogHub } from '../../logs/index.ts';
+import { RunLogCollector } from '../../logs/sources/run-log-collector.ts';
+import { isStatus } from '../../store/kubernetes/custom-objects.ts';
+import type { KubernetesStore } from '../../store/kubernetes/index.ts';
+import { runFromObject, stepNamesOf, type RunObject } from '../../store/kubernetes/mapping.ts';
+import type { ReconcileResult } from '../queue.ts';
+import type { EventRecorder } from './events.ts';
+import type { Informers } from './informers.ts';
+
+const STOP_LINES: Record<string, string> = {
+  [Reasons.Cancelled]: 'Run cancelled',
+  [Reasons.DeadlineExceeded]: 'Run timed out',
+};
+
+interface Collection {
+  collector: RunLogCollector;
+  abort: AbortController;
+  finished: boolean;
+}
+
+export interface RunReconcilerOptions {
+  kc: KubeConfig;
+  namespace: string;
+  informers: Informers;
+  store: KubernetesStore;
+  hub: LogHub;
+  archive: LogArchive;
+  events: EventRecorder;
+  logger: Logger;
+  // Asks for another reconcile of the run (e.g. when its log collection finished).
+  requeue: (runid: string) => void;
+}
+
+function podOver(pod: V1Pod): boolean {
+  return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
+}
+
+export class RunReconciler {
+  private readonly o: RunReconcilerOptions;
+  private readonly batch: BatchV1Api;
+  private readonly core: CoreV1Api;
+  private readonly collections = new Map<string, Collection>();
+
+  constructor(options: RunReconcilerOptions) {
+    this.o = options;
+    this.batch = options.kc.makeApiClient(BatchV1Api);
+    this.core = options.kc.makeApiClient(CoreV1Api);
+  }
+
+  // Total log connections opened to the API server, for the benchmark and tests.
+  get logConnections(): number {
+    let n = 0;
+    for (const c of this.collections.values()) n += c.collector.connections;
+    return n;
+  }
+
+  podOf(runid: string): V1Pod | undefined {
+    const pods = this.o.informers.pods.list(this.o.namespace).filter((p) => p.metadata?.labels?.[Labels.runId] === runid);
+    return pods.sort((a, b) => String(b.metadata?.creationTimestamp).localeCompare(String(a.metadata?.creationTimestamp)))[0];
+  }
+
+  podChanged(runid: string): void {
+    this.collections.get(runid)?.collector.poke();
+  }
+
+  async reconcile(runid: string): Promise<ReconcileResult | void> {
+    const obj = this.o.informers.runs.get(runid, this.o.namespace);
+    if (!obj) {
+      this.stopCollection(runid);
+      return;
+    }
+    const run = runFromObject(obj);
+    if (run.driver !== COMMAND_RUNNER) return;
+    if (isTerminal(run.phase) && obj.status?.logsArchived) {
+      this.stopCollection(runid);
+      await this.releasePods(runid);
+      return;
+    }
+    const cancel = obj.spec.cancelRequested === true;
+    const job = this.o.informers.jobs.get(jobNameFor(runid), this.o.namespace);
+    const pod = this.podOf(runid);
+
+    if (!job && !isTerminal(run.phase)) {
+      if (cancel) return this.finish(obj, run, { phase: 'Cancelled', reason: Reasons.Cancelled, message: 'cancelled before it started' });
+      await this.createJob(obj, run);
+      return;
+    }
+    if (cancel && !isTerminal(run.phase)) await this.stop(runid, job?.spec?.suspend === true, pod);
+    if (pod) this.ensureCollection(run, obj);
+
+    const stepNames = stepNamesOf(run.resource, run.spec);
+    const outcome = runOutcome(job, pod, stepNames, { stopped: cancel ? Reasons.Cancelled : undefined, previous: run.steps });
+    let next: RunRecord = isTerminal(run.phase)
+      ? run
+      : {
+          ...run,
+          phase: outcome.phase,
+          reason: outcome.reason,
+          message: outcome.message,
+          startedAt: run.startedAt ?? outcome.startedAt,
+          finishedAt: outcome.finishedAt,
+          steps: outcome.steps,
+        };
+    // A cancelled run whose pod never came (the Job was suspended first) ends here.
+    if (cancel && !pod && !isTerminal(next.phase) && job?.spec?.suspend) {
+      next = { ...next, phase: 'Cancelled', reason: Reasons.Cancelled, message: 'cancelled before it started', finishedAt: new Date().toISOString() };
+    }
+    if (JSON.stringify(next) !== JSON.stringify(run)) {
+      await this.o.store.updateRun(runid, () => next);
+      this.recordTransition(obj, run, next);
+    }
+    if (!isTerminal(next.phase)) return;
+    const collection = this.collections.get(runid);
+    if (collection && !collection.finished) return; // its end requeues this run
+    await this.finalizeLog(obj, next);
+  }
+
+  private async createJob(obj: RunObject, run: RunRecord): Promise<void> {
+    const job = buildJob({
+      run,
+      namespace: this.o.namespace,
+      runObject: { apiVersion: API_VERSION, kind: CustomResources.Run.kind, name: obj.metadata.name, uid: obj.metadata.uid! },
+    });
+    try {
+      await this.batch.createNamespacedJob({ namespace: this.o.namespace, body: job });
+      this.o.events.record(obj, 'Normal', 'JobCreated', `created Job ${job.metadata!.name}`);
+    } catch (err) {
+      // The Job is named from the run id: one that exists is this run's, from an earlier
+      // reconcile whose result the cache had not shown yet.
+      if (!isStatus(err, 409)) throw err;
+    }
+    await this.o.store.patchRunStatus(run.runid, { jobName: job.metadata!.name! });
+  }
+
+  // Stops a run's containers without deleting its pod, so the logs stay readable: the
+  // pod's own deadline makes the kubelet kill them (the Job's would delete the pod).
+  private async stop(runid: string, suspended: boolean, pod: V1Pod | undefined): Promise<void> {
+    if (pod && !podOver(pod) && pod.spec?.activeDeadlineSeconds !== 1) {
+      await this.core.patchNamespacedPod(
+        { name: pod.metadata!.name!, namespace: this.o.namespace, body: { spec: { activeDeadlineSeconds: 1 } } },
+        setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+      );
+    } else if (!pod && !suspended) {
+      await this.batch.patchNamespacedJob(
+        { name: jobNameFor(runid), namespace: this.o.namespace, body: { spec: { suspend: true } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    }
+  }
+
+  private ensureCollection(run: RunRecord, obj: RunObject): void {
+    if (this.collections.has(run.runid)) return;
+    const abort = new AbortController();
+    const collector = new RunLogCollector({
+      kc: this.o.kc,
+      namespace: this.o.namespace,
+      hub: this.o.hub,
+      archive: this.o.archive,
+      runid: run.runid,
+      pipeline: run.name,
+      driver: run.driver,
+      stepNames: stepNamesOf(run.resource, run.spec),
+      pod: () => this.podOf(run.runid),
+      signal: abort.signal,
+      onBreak: (err, container) => this.o.logger.info({ err, runid: run.runid, container }, 'log stream broke; resuming'),
+    });
+    const collection: Collection = { collector, abort, finished: false };
+    this.collections.set(run.runid, collection);
+    collector
+      .collect()
+      .catch((err: unknown) => this.o.logger.error({ err, runid: run.runid }, 'log collection failed'))
+      .finally(() => {
+        collection.finished = true;
+        if (!abort.signal.aborted) this.o.requeue(run.runid);
+      });
+    void obj;
+  }
+
+  private stopCollection(runid: string): void {
+    const collection = this.collections.get(runid);
+    if (!collection) return;
+    collection.abort.abort();
+    this.collections.delete(runid);
+  }
+
+  private async finish(obj: RunObject, run: RunRecord, end: Pick<RunRecord, 'phase' | 'reason' | 'message'>): Promise<void> {
+    const next: RunRecord = { ...run, ...end, finishedAt: new Date().toISOString(), steps: run.steps.map((s) => (s.phase === 'Pending' ? { ...s, phase: 'Skipped' } : s)) };
+    await this.o.store.updateRun(run.runid, () => next);
+    this.recordTransition(obj, run, next);
+    await this.finalizeLog(obj, next);
+  }
+
+  // Every line is in the archive: say how the run was stopped (if it was), end the log so
+  // followers close, release the pod, and record that the archive is complete.
+  private async finalizeLog(obj: RunObject, run: RunRecord): Promise<void> {
+    const stopLine = run.reason ? STOP_LINES[run.reason] : undefined;
+    if (stopLine) this.o.hub.append(run.runid, { driver: run.driver, pipeline: run.name, step: null, stream: 'system', message: stopLine });
+    this.o.hub.end(run.runid);
+    await this.releasePods(run.runid);
+    await this.o.store.patchRunStatus(run.runid, { logsArchived: true });
+    this.stopCollection(run.runid);
+    void obj;
+  }
+
+  private async releasePods(runid: string): Promise<void> {
+    const pods = this.o.informers.pods.list(this.o.namespace).filter((p) => p.metadata?.labels?.[Labels.runId] === runid);
+    for (const pod of pods) {
+      const finalizers = pod.metadata?.finalizers ?? [];
+      if (!finalizers.includes(LOGS_FINALIZER)) continue;
+      try {
+        await this.core.patchNamespacedPod(
+          {
+            name: pod.metadata!.name!,
+            namespace: this.o.namespace,
+            body: { metadata: { finalizers: finalizers.filter((f) => f !== LOGS_FINALIZER), resourceVersion: pod.metadata!.resourceVersion } },
+          },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+      } catch (err) {
+        if (!isStatus(err, 404)) throw err;
+      }
+    }
+  }
+
+  private recordTransition(obj: RunObject, before: RunRecord, after: RunRecord): void {
+    if (before.phase === after.phase) return;
+    if (after.phase === 'Running') this.o.events.record(obj, 'Normal', 'Started', `run started: step ${after.steps.find((s) => s.phase === 'Running')?.name ?? ''}`);
+    else if (after.phase === 'Succeeded') this.o.events.record(obj, 'Normal', 'Succeeded', after.message ?? 'Pipeline executed successfully');
+    else if (after.phase === 'Failed') this.o.events.record(obj, 'Warning', 'Failed', after.message ?? 'run failed');
+    else if (after.phase === 'Cancelled') this.o.events.record(obj, 'Normal', 'Cancelled', after.message ?? 'run cancelled');
+  }
+
+  shutdown(): void {
+    for (const runid of [...this.collections.keys()]) this.stopCollection(runid);
+  }
+}
