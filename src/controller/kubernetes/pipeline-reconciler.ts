@@ -25,11 +25,10 @@ export class PipelineReconciler {
     const generation = pipeline.metadata.generation ?? 1;
     const annotations = pipeline.metadata.annotations ?? {};
     const status = pipeline.status ?? {};
-    let runid = status.lastRunId;
+    let runid: string = status.lastRunId ?? '';
     if ((status.observedGeneration ?? 0) < generation || !runid) {
-      runid = annotations[Annotations.nextRunGeneration] === String(generation) && annotations[Annotations.nextRunId]
-        ? annotations[Annotations.nextRunId]
-        : runIdForGeneration(pipeline.metadata.uid!, generation);
+      const announced = annotations[Annotations.nextRunGeneration] === String(generation) ? annotations[Annotations.nextRunId] : undefined;
+      runid = announced ?? runIdForGeneration(pipeline.metadata.uid!, generation);
       if (!this.o.informers.runs.get(runid, this.o.namespace)) {
         const spec = pipeline.spec as unknown as JsonObject;
         const chain = annotations[Annotations.driverPipeline];
