@@ -15,6 +15,9 @@ export interface Config {
   shutdownGraceMs: number;
   heartbeatMs: number;
   logLevel: string;
+  // Kubernetes mode: the namespace for Conveyor's objects (default: the pod's own, else
+  // `default`).
+  namespace?: string;
 }
 
 export interface ServeFlags {
@@ -26,6 +29,7 @@ export interface ServeFlags {
   concurrency?: string;
   shutdownGrace?: string;
   logLevel?: string;
+  namespace?: string;
 }
 
 function integer(value: string, source: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -63,5 +67,6 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     shutdownGraceMs: grace ? integer(grace[0], grace[1], 0) * 1000 : 10_000,
     heartbeatMs: heartbeat ? integer(heartbeat, 'CONVEYOR_SSE_HEARTBEAT_MS', 10) : 15_000,
     logLevel: pick(flags.logLevel, 'log-level', env, 'CONVEYOR_LOG_LEVEL')?.[0] ?? 'info',
+    namespace: pick(flags.namespace, 'namespace', env, 'CONVEYOR_NAMESPACE')?.[0],
   };
 }

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { resolveConfig, type ServeFlags } from '../config.ts';
-import { createLogger, serveLocal } from '../serve.ts';
 
 export function registerServe(program: Command): void {
   program
@@ -13,14 +12,14 @@ export function registerServe(program: Command): void {
     .option('--max-body-bytes <n>', 'largest request body accepted (env CONVEYOR_MAX_BODY_BYTES; default 1048576)')
     .option('--concurrency <n>', 'runs executed at once in local mode (env CONVEYOR_CONCURRENCY; default: CPU count)')
     .option('--shutdown-grace <seconds>', 'how long SIGTERM waits for running runs (env CONVEYOR_SHUTDOWN_GRACE_SECONDS; default 10)')
+    .option('--namespace <ns>', 'kubernetes mode: namespace of Conveyor objects (env CONVEYOR_NAMESPACE; default: own namespace in a pod, else default)')
     .option('--log-level <level>', 'pino log level (env CONVEYOR_LOG_LEVEL; default info)')
     .action(async (flags: ServeFlags) => {
+      // Loaded here so that client commands do not pay for the server's start-up.
+      const { createLogger, serve } = await import('../serve/index.ts');
       const config = resolveConfig(flags);
-      if (config.mode === 'kubernetes') {
-        throw new Error('kubernetes mode is not available in this build yet; run with --mode local');
-      }
       const logger = createLogger(config.logLevel);
-      const running = await serveLocal(config, logger);
+      const running = await serve(config, logger);
       const shutdown = (signal: string) => {
         logger.info({ signal }, 'signal received');
         running.stop().then(

@@ -19,7 +19,7 @@ import type {
 export type { RunRecord } from '../domain/index.ts';
 
 export interface RunPage {
-  items: Run[];
+  items: RunRecord[];
   continue?: string;
 }
 

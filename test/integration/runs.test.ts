@@ -151,6 +151,7 @@ describe('runs (local mode)', () => {
       ids.push(res.body.runid);
     }
     const first = await request(server.url, 'GET', '/runs?resource=pipeline&name=paged&limit=2');
+    expect(first.body.items[0]).not.to.have.any.keys('spec', 'pipeline');
     expect(first.body.items.map((r: any) => r.runid)).to.deep.equal([ids[2], ids[1]]);
     expect(first.body.continue).to.be.a('string');
     const second = await request(server.url, 'GET', `/runs?resource=pipeline&name=paged&limit=2&continue=${first.body.continue}`);

@@ -52,7 +52,7 @@ describe('seed tutorial (local mode)', () => {
   });
 
   it('replays the same frames, then closes, to a client that connects after the run ended', async () => {
-    const { body } = await request(server.url, 'PUT', '/resources/pipeline/ubuntu-pipeline-6', { spec: seedResource.spec });
+    const { body } = await request(server.url, 'POST', '/resources/', { ...seedResource, name: 'seed-replay' });
     await waitForRun(server.url, body.runid);
     const first = await collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${body.runid}`);
     const second = await collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${body.runid}`);

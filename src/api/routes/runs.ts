@@ -30,7 +30,7 @@ export function runRoutes(deps: ApiDeps): Router {
       limit: limitParam(ctx.query.limit),
       continue: continueParam(ctx.query.continue),
     });
-    ctx.body = page;
+    ctx.body = { ...page, items: page.items.map(toPublicRun) };
   });
 
   router.get('/runs/:runid', async (ctx) => {

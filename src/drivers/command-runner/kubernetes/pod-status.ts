@@ -1,0 +1,251 @@
+// From what the cluster shows (the run's Job and its pod) to Conveyor's status: pure
+// functions, so the controller can call them on every reconcile and get the same answer.
+//
+// Step i (of n) is init container i for i < n and the main container for i = n (see
+// job-builder.ts). Timestamps arrive as Date objects from client-node's typed list calls
+// and as RFC 3339 strings from its watch (informer) events; both are accepted, and the
+// output is always `Date.toISOString()`, as in local mode.
+import type { V1ContainerStatus, V1Job, V1JobCondition, V1Pod } from '@kubernetes/client-node';
+import {
+  Reasons,
+  pendingSteps,
+  resultMessage,
+  skipUnstarted,
+  type RunPhase,
+  type StepStatus,
+} from '../../../domain/index.ts';
+
+// Why a run was stopped from outside: `Cancelled` (the user asked) or `DeadlineExceeded`
+// (timeoutSeconds passed). The step the stop killed becomes Cancelled, later ones Skipped.
+export type StopReason = typeof Reasons.Cancelled | typeof Reasons.DeadlineExceeded;
+
+export interface StepStatusOptions {
+  stopped?: StopReason;
+}
+
+// Kubelet reasons for a container that cannot start and will not without a change (a bad
+// image name, a missing secret) or only after a back-off: the run stays Pending but shows
+// the kubelet's reason and message, so users see why.
+export const CONTAINER_START_ERRORS: ReadonlySet<string> = new Set([
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'ErrImageNeverPull',
+  'InvalidImageName',
+  'ImageInspectError',
+  'RegistryUnavailable',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+  'PreCreateHookError',
+]);
+
+type Time = Date | string | null | undefined;
+
+export function isoTime(value: Time): string | null {
+  if (value === null || value === undefined || value === '') return null;
+  const date = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
+
+interface Observed {
+  status: StepStatus;
+  waiting?: { reason: string; message: string | null };
+  // The kubelet's reason for a terminated container: Completed, Error, OOMKilled, ...
+  terminatedReason?: string;
+}
+
+function statusOf(pod: V1Pod | undefined, stepNames: string[], index: number): V1ContainerStatus | undefined {
+  const name = stepNames[index];
+  const list = index < stepNames.length - 1 ? pod?.status?.initContainerStatuses : pod?.status?.containerStatuses;
+  return list?.find((c) => c.name === name);
+}
+
+function observe(pod: V1Pod | undefined, stepNames: string[]): Observed[] {
+  return stepNames.map((name, index) => {
+    const base: StepStatus = { name, phase: 'Pending', exitCode: null, startedAt: null, finishedAt: null };
+    const state = statusOf(pod, stepNames, index)?.state;
+    if (state?.terminated) {
+      const { exitCode, startedAt, finishedAt, reason } = state.terminated;
+      return {
+        terminatedReason: reason,
+        status: {
+          name,
+          phase: exitCode === 0 ? 'Succeeded' : 'Failed',
+          exitCode,
+          startedAt: isoTime(startedAt),
+          finishedAt: isoTime(finishedAt),
+        },
+      };
+    }
+    if (state?.running) return { status: { ...base, phase: 'Running', startedAt: isoTime(state.running.startedAt) } };
+    if (state?.waiting?.reason) return { status: base, waiting: { reason: state.waiting.reason, message: state.waiting.message ?? null } };
+    return { status: base };
+  });
+}
+
+// Steps run in order and the first failure ends the run: everything after a failed step is
+// Skipped. Under a stop, the step that was running (or already killed) is Cancelled and the
+// rest Skipped; steps that finished before the stop keep their result.
+function settle(observed: StepStatus[], stopped: StopReason | undefined): StepStatus[] {
+  let ended = false;
+  return observed.map((step) => {
+    if (ended) return { ...step, phase: 'Skipped' };
+    if (step.phase === 'Succeeded') return step;
+    if (step.phase === 'Failed') {
+      ended = true;
+      return stopped ? { ...step, phase: 'Cancelled' } : step;
+    }
+    if (stopped) {
+      ended = true;
+      return { ...step, phase: step.phase === 'Running' ? 'Cancelled' : 'Skipped' };
+    }
+    return step;
+  });
+}
+
+export function stepStatusesFromPod(pod: V1Pod | undefined, stepNames: string[], options: StepStatusOptions = {}): StepStatus[] {
+  return settle(
+    observe(pod, stepNames).map((o) => o.status),
+    options.stopped,
+  );
+}
+
+export interface RunOutcomeOptions {
+  // The user asked to cancel the run (Run.spec.cancelRequested).
+  stopped?: typeof Reasons.Cancelled;
+  // The steps as last recorded: used when the pod is gone (deleted after it ended, or not
+  // yet observed), so that a missing pod never turns finished steps back into Pending.
+  previous?: StepStatus[];
+}
+
+export interface RunOutcome {
+  phase: RunPhase;
+  reason: string;
+  message: string;
+  // The step running now; while Pending, the step whose container cannot start; at the
+  // end, the step that failed or was stopped (null after success).
+  currentStep: string | null;
+  // When the first step started, and (for a finished run) when the last one ended. With
+  // retries this is the current attempt's start: callers keep a startedAt already recorded.
+  startedAt: string | null;
+  finishedAt: string | null;
+  steps: StepStatus[];
+}
+
+function condition(job: V1Job | undefined, type: string): V1JobCondition | undefined {
+  return job?.status?.conditions?.find((c) => c.type === type && c.status === 'True');
+}
+
+function earliest(times: (string | null)[]): string | null {
+  const known = times.filter((t): t is string => t !== null).sort();
+  return known[0] ?? null;
+}
+
+function latest(times: (string | null)[]): string | null {
+  const known = times.filter((t): t is string => t !== null).sort();
+  return known[known.length - 1] ?? null;
+}
+
+function timedOutMessage(job: V1Job | undefined): string {
+  const seconds = job?.spec?.activeDeadlineSeconds;
+  return seconds === undefined ? 'Run timed out' : `Run timed out after ${seconds}s`;
+}
+
+// What a run is, given its Job and the Job's newest pod (either may be missing: not created
+// yet, or deleted). The run ends when the Job says so (conditions Complete or
+// SuccessCriteriaMet, Failed or FailureTarget), when its pod succeeded, or when its pod
+// failed with no retry left. A cancel requested by the user (options.stopped) ends it
+// Cancelled at once, unless it already succeeded: the step it stops is Cancelled with no
+// finishedAt until its container has ended, so a caller recomputes until then.
+export function runOutcome(job: V1Job | undefined, pod: V1Pod | undefined, stepNames: string[], options: RunOutcomeOptions = {}): RunOutcome {
+  // Kubernetes 1.31+ first sets the interim SuccessCriteriaMet / FailureTarget, then (once
+  // the pods are gone or terminal) Complete / Failed; either one decides the outcome.
+  const complete = condition(job, 'Complete') ?? condition(job, 'SuccessCriteriaMet');
+  const failedCondition = condition(job, 'Failed') ?? condition(job, 'FailureTarget');
+  const podPhase = pod?.status?.phase;
+  const succeeded = complete !== undefined || podPhase === 'Succeeded';
+  const deadline = failedCondition?.reason === 'DeadlineExceeded';
+  // A run that completed before the stop reached it succeeded.
+  const stopped: StopReason | undefined = succeeded ? undefined : (options.stopped ?? (deadline ? Reasons.DeadlineExceeded : undefined));
+
+  const observed = pod ? observe(pod, stepNames) : undefined;
+  const raw = observed ? observed.map((o) => o.status) : (options.previous?.map((s) => ({ ...s })) ?? pendingSteps(stepNames));
+  let steps = settle(raw, stopped);
+  const startedAt = earliest(steps.map((s) => s.startedAt)) ?? (steps.some((s) => s.phase !== 'Pending' && s.phase !== 'Skipped') ? isoTime(pod?.status?.startTime) : null);
+  const stoppedStep = steps.find((s) => s.phase === 'Cancelled')?.name ?? null;
+  const failedStep = steps.find((s) => s.phase === 'Failed');
+
+  const finish = (phase: RunPhase, reason: string, message: string, currentStep: string | null, fallbackEnd?: Time): RunOutcome => {
+    const ended = phase === 'Succeeded' ? steps : skipUnstarted(steps);
+    return {
+      phase,
+      reason,
+      message,
+      currentStep,
+      startedAt,
+      finishedAt: latest(ended.map((s) => s.finishedAt)) ?? isoTime(fallbackEnd),
+      steps: ended,
+    };
+  };
+
+  if (succeeded) {
+    // Complete means every container exited 0, whatever the last observation missed.
+    steps = steps.map((s) => (s.phase === 'Succeeded' ? s : { ...s, phase: 'Succeeded', exitCode: 0 }));
+    return finish('Succeeded', Reasons.Succeeded, resultMessage(steps), null, job?.status?.completionTime ?? complete?.lastTransitionTime);
+  }
+  const conditionTime = failedCondition?.lastTransitionTime;
+  if (stopped === Reasons.Cancelled) return finish('Cancelled', Reasons.Cancelled, 'Run cancelled', stoppedStep, conditionTime);
+  if (stopped === Reasons.DeadlineExceeded) return finish('Failed', Reasons.DeadlineExceeded, timedOutMessage(job), stoppedStep, conditionTime);
+
+  const backoffLimit = job?.spec?.backoffLimit ?? 0;
+  const podFailedForGood = podPhase === 'Failed' && backoffLimit === 0;
+  const failureMessage = (): string => {
+    if (!failedStep) return '';
+    const killed = observed?.find((o) => o.status.name === failedStep.name)?.terminatedReason;
+    const podReason = pod?.status?.reason;
+    const why = [killed === 'OOMKilled' ? killed : undefined, podReason ? `pod ${podReason}${pod?.status?.message ? `: ${pod.status.message}` : ''}` : undefined].filter(Boolean);
+    return `${resultMessage(steps)}${why.length > 0 ? ` (${why.join('; ')})` : ''}`;
+  };
+  if (failedCondition || podFailedForGood) {
+    if (failedStep) return finish('Failed', Reasons.StepFailed, failureMessage(), failedStep.name, conditionTime);
+    const reason = pod?.status?.reason ?? failedCondition?.reason ?? 'PodFailed';
+    const message = pod?.status?.message ?? failedCondition?.message ?? "the run's pod failed before its steps finished";
+    return finish('Failed', reason, message, steps.find((s) => s.phase === 'Running')?.name ?? null, conditionTime);
+  }
+
+  const running = steps.find((s) => s.phase === 'Running');
+  const anyStarted = steps.some((s) => s.startedAt !== null || s.phase === 'Running');
+  const phase: RunPhase = anyStarted ? 'Running' : 'Pending';
+  const active = (reason: string, message: string, currentStep: string | null): RunOutcome => ({
+    phase,
+    reason,
+    message,
+    currentStep,
+    startedAt: anyStarted ? startedAt : null,
+    finishedAt: null,
+    steps,
+  });
+
+  if (podPhase === 'Failed') {
+    const failures = job?.status?.failed ?? 0;
+    const why = failedStep ? failureMessage() : (pod?.status?.message ?? "the run's pod failed");
+    return active('Retrying', `${why}; retrying (${failures} of ${backoffLimit} retries used)`, failedStep?.name ?? null);
+  }
+
+  const next = observed?.find((o) => o.status.phase === 'Pending');
+  if (next?.waiting && CONTAINER_START_ERRORS.has(next.waiting.reason)) {
+    return active(next.waiting.reason, next.waiting.message ?? `step ${next.status.name} cannot start: ${next.waiting.reason}`, next.status.name);
+  }
+  if (anyStarted) {
+    const current = running?.name ?? next?.status.name ?? null;
+    return active(Reasons.Started, current ? `running step ${current}` : 'running steps', current);
+  }
+  const unschedulable = pod?.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+  if (unschedulable?.reason === 'Unschedulable') {
+    return active('Unschedulable', unschedulable.message ?? 'the run pod cannot be scheduled', null);
+  }
+  if (!job) return active(Reasons.Waiting, 'waiting for the Job to be created', null);
+  if (!pod) return active(Reasons.Waiting, 'waiting for the Job to create its pod', null);
+  const detail = next?.waiting?.reason && next.waiting.reason !== 'PodInitializing' ? ` (${next.waiting.reason})` : '';
+  return active(Reasons.Waiting, `waiting for the pod to start${detail}`, null);
+}

@@ -1,0 +1,59 @@
+// Runs the API server over the engine of the configured mode until asked to stop.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { createApp } from '../api/app.ts';
+import { attachLogSockets } from '../api/websocket.ts';
+import type { Config } from '../config.ts';
+import type { Engine } from './engine.ts';
+import { kubernetesEngine } from './kubernetes.ts';
+import { localEngine } from './local.ts';
+
+export interface RunningServer {
+  server: Server;
+  url: string;
+  engine: Engine;
+  stop(): Promise<void>;
+}
+
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { service: 'conveyor' } });
+}
+
+export async function serve(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  const engine = config.mode === 'kubernetes' ? kubernetesEngine(config, logger) : localEngine(config);
+  await engine.start();
+  const deps = {
+    store: engine.store,
+    hub: engine.hub,
+    archive: engine.archive,
+    runs: engine.runs,
+    metrics: engine.metrics,
+    logger,
+    maxBodyBytes: config.maxBodyBytes,
+    heartbeatMs: config.heartbeatMs,
+    driverFor: engine.driverFor,
+  };
+  const { app } = createApp(deps);
+  const server = createServer(app.callback());
+  const wss = attachLogSockets(server, deps);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  logger.info({ mode: engine.mode, url, port, ...engine.details }, `Conveyor is listening on ${url} in ${engine.banner}`);
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down: no new runs start, running runs get the grace period');
+      server.close();
+      await engine.stop(config.shutdownGraceMs);
+      for (const client of wss.clients) client.close(1001, 'server shutting down');
+      server.closeAllConnections();
+      logger.info('stopped');
+    })());
+  return { server, url, engine, stop };
+}

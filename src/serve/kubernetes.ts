@@ -1,0 +1,76 @@
+// Kubernetes mode: state as custom resources, each run a Job, logs followed through the
+// log API into the archive in the data directory.
+import { KubeConfig } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { KubernetesController } from '../controller/kubernetes/index.ts';
+import { COMMAND_RUNNER, ConflictError, NotFoundError, PIPELINE_TYPE, isTerminal, type RunRecord } from '../domain/index.ts';
+import { LogArchive, LogHub } from '../logs/index.ts';
+import { Metrics } from '../observability/metrics.ts';
+import { EmbeddedStore, openDatabase } from '../store/embedded/index.ts';
+import { KubernetesStore } from '../store/kubernetes/index.ts';
+import type { Config } from '../config.ts';
+import type { Engine } from './engine.ts';
+
+const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export function defaultNamespace(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CONVEYOR_NAMESPACE) return env.CONVEYOR_NAMESPACE;
+  try {
+    return readFileSync(SERVICE_ACCOUNT_NAMESPACE, 'utf8').trim() || 'default';
+  } catch {
+    return 'default';
+  }
+}
+
+export function kubernetesEngine(config: Config, logger: Logger): Engine {
+  const kc = new KubeConfig();
+  // KUBECONFIG, then ~/.kube/config, then the in-cluster service account.
+  kc.loadFromDefault();
+  const namespace = config.namespace ?? defaultNamespace();
+  const db = openDatabase(config.dataDir);
+  const archive = new LogArchive(db);
+  const local = new EmbeddedStore(db);
+  const store = new KubernetesStore({ kc, namespace, local });
+  const hub = new LogHub(archive, async (runid) => {
+    const obj = await store.runs.get(runid);
+    return obj === undefined || (isTerminal(obj.status?.phase ?? 'Pending') && obj.status?.logsArchived === true);
+  });
+  const metrics = new Metrics({ runsByPhase: () => store.countRunsByPhase(), logFollowers: () => hub.followerCount });
+  const controller = new KubernetesController({ kc, namespace, identity: `${hostname()}-${process.pid}`, store, hub, archive, logger });
+
+  const cancel = async (runid: string): Promise<RunRecord> => {
+    const run = await store.getRun(runid);
+    if (!run) throw new NotFoundError(`run ${runid} not found`);
+    if (isTerminal(run.phase)) throw new ConflictError(`run ${runid} has already ended (${run.phase})`);
+    await store.requestCancel(runid);
+    // The controller stops the run; answer with its end if it comes quickly.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const now = (await store.getRun(runid))!;
+      if (isTerminal(now.phase) || Date.now() > deadline) return now;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  return {
+    mode: 'kubernetes',
+    store,
+    hub,
+    archive,
+    runs: { cancel },
+    metrics,
+    driverFor: (type) => (type === PIPELINE_TYPE ? COMMAND_RUNNER : null),
+    banner: `kubernetes mode: runs are Jobs in namespace ${namespace}`,
+    details: { namespace, cluster: kc.getCurrentCluster()?.server, dataDir: config.dataDir },
+    async start() {
+      controller.start();
+    },
+    async stop() {
+      await controller.stop();
+      hub.close();
+      await local.close();
+    },
+  };
+}
