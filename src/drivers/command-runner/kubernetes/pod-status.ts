@@ -176,14 +176,20 @@ export function runOutcome(job: V1Job | undefined, pod: V1Pod | undefined, stepN
   const failedStep = steps.find((s) => s.phase === 'Failed');
 
   const finish = (phase: RunPhase, reason: string, message: string, currentStep: string | null, fallbackEnd?: Time): RunOutcome => {
-    const ended = phase === 'Succeeded' ? steps : skipUnstarted(steps);
+    // A run that ended otherwise leaves no step Running (its pod is gone or stopping): the
+    // step it interrupted is Cancelled, those it never reached Skipped.
+    const ended = phase === 'Succeeded' ? steps : skipUnstarted(steps.map((s) => (s.phase === 'Running' ? { ...s, phase: 'Cancelled' } : s)));
     return {
       phase,
       reason,
       message,
       currentStep,
       startedAt,
-      finishedAt: latest(ended.map((s) => s.finishedAt)) ?? isoTime(fallbackEnd),
+      // The last container's end; while a stopped step has not ended yet, when the Job
+      // decided the stop, or null when that is not known either (the caller's clock).
+      finishedAt: ended.some((s) => s.phase === 'Cancelled' && s.finishedAt === null)
+        ? isoTime(fallbackEnd)
+        : (latest(ended.map((s) => s.finishedAt)) ?? isoTime(fallbackEnd)),
       steps: ended,
     };
   };

@@ -1,0 +1,232 @@
+// Kubernetes mode on the real cluster: the seed tutorial verbatim, failures, kubectl apply,
+// logs that outlive their pod, a server killed mid-run, a cut log stream, many runs at
+// once, cancel and timeout. Every run is a real Job whose pod runs the steps.
+import * as k8s from '@kubernetes/client-node';
+import { expect } from 'chai';
+import { collectFrames, pipeline, request, seedResource, waitForRun } from '../support/http.ts';
+import { newDataDir, type TestServer } from '../support/server.ts';
+import { installCrds, kubectl, releaseFinalizers, startKubernetesServer, writeKubeConfig } from './support/conveyor.ts';
+import { FaultyProxy, apiServerAddress, proxiedKubeConfig } from './support/faulty-proxy.ts';
+import { createTestNamespace, deleteNamespace, loadKubeConfig, sleep, waitFor } from './support/kube.ts';
+
+const TERMINAL = ['Succeeded', 'Failed', 'Cancelled'];
+const messagesOf = (frames: string[]) => frames.map((f) => (JSON.parse(f) as string[])[1]);
+const seqsOf = (frames: string[]) => frames.map((f) => (JSON.parse(f) as { seq: number }).seq);
+
+describe('kubernetes mode', function () {
+  this.timeout(180_000);
+  let kc: k8s.KubeConfig;
+  let core: k8s.CoreV1Api;
+  let batch: k8s.BatchV1Api;
+  let namespace: string;
+  let server: TestServer;
+  const ws = (runid: string, query = '') => `${server.wsUrl}/drivers/streams/logs/command-runner/${runid}${query}`;
+
+  async function jobsOf(runid: string): Promise<k8s.V1Job[]> {
+    return (await batch.listNamespacedJob({ namespace, labelSelector: `conveyor.ci/run-id=${runid}` })).items;
+  }
+
+  async function archived(runid: string): Promise<void> {
+    await waitFor(`run ${runid} logs archived`, 60_000, async () => {
+      const obj = JSON.parse(kubectl(['get', 'runs.conveyor.ci', runid, '-n', namespace, '-o', 'json'])) as { status?: { logsArchived?: boolean } };
+      return obj.status?.logsArchived ? true : undefined;
+    });
+  }
+
+  before(async () => {
+    kc = loadKubeConfig();
+    core = kc.makeApiClient(k8s.CoreV1Api);
+    batch = kc.makeApiClient(k8s.BatchV1Api);
+    await installCrds(kc);
+    namespace = await createTestNamespace(core, 'conveyor-k8s');
+    server = await startKubernetesServer(namespace);
+  });
+
+  after(async () => {
+    await server?.stop();
+    server?.cleanup();
+    if (namespace) {
+      await releaseFinalizers(core, namespace);
+      await deleteNamespace(core, namespace);
+    }
+  });
+
+  it('runs the seed tutorial verbatim: 201, frames, pwd prints /workspace, the image os-release', async () => {
+    const res = await request(server.url, 'POST', '/resources/', { ...seedResource, spec: { ...seedResource.spec, steps: [...seedResource.spec.steps, { name: 'show-os-info', command: 'cat /etc/os-release' }] } });
+    expect(res.status).to.equal(201);
+    expect(Object.keys(res.body).sort()).to.deep.equal(['message', 'name', 'runid', 'version']);
+    expect(res.body.message).to.equal('Resource created successfully');
+    const { frames, closeCode } = await collectFrames(ws(res.body.runid), 120_000);
+    expect(closeCode).to.equal(1000);
+    const messages = messagesOf(frames);
+    expect(messages.slice(0, 3)).to.deep.equal(['Executing step: print-working-directory', '/workspace', 'Step completed successfully']);
+    expect(messages[3]).to.equal('Executing step: list-files');
+    expect(messages).to.include('Executing step: show-os-info');
+    expect(messages.some((m) => /^NAME=/.test(m ?? ""))).to.equal(true);
+    expect(messages.at(-1)).to.equal('Step completed successfully');
+    for (const frame of frames) {
+      const parsed = JSON.parse(frame) as unknown[];
+      expect(parsed).to.have.lengthOf(2);
+      expect(parsed[0]).to.match(/^\d{19}$/);
+    }
+    const run = await waitForRun(server.url, res.body.runid, TERMINAL, 60_000);
+    expect(run).to.include({ phase: 'Succeeded', driver: 'command-runner' });
+    expect(run.steps.map((s: any) => s.phase)).to.deep.equal(['Succeeded', 'Succeeded', 'Succeeded']);
+    expect(await jobsOf(res.body.runid)).to.have.lengthOf(1);
+  });
+
+  it('fails at a failing middle step: exit code recorded, later step Skipped and never run', async () => {
+    const res = await request(server.url, 'POST', '/resources', pipeline('k8s-fails', [['first', 'echo one'], ['second', 'echo oops; exit 3'], ['third', 'echo never']]));
+    const { frames } = await collectFrames(ws(res.body.runid), 120_000);
+    expect(messagesOf(frames)).to.deep.equal(['Executing step: first', 'one', 'Step completed successfully', 'Executing step: second', 'oops', 'Step failed with exit code 3']);
+    const run = await waitForRun(server.url, res.body.runid, TERMINAL, 60_000);
+    expect(run).to.include({ phase: 'Failed', reason: 'StepFailed' });
+    expect(run.steps.map((s: any) => [s.phase, s.exitCode])).to.deep.equal([['Succeeded', 0], ['Failed', 3], ['Skipped', null]]);
+    const pods = await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` });
+    const main = pods.items[0]!.status!.containerStatuses!.find((c) => c.name === 'third');
+    expect(main?.state?.running, 'the last step never ran').to.equal(undefined);
+    expect(main?.state?.terminated, 'the last step never ran').to.equal(undefined);
+  });
+
+  it('starts exactly one run per Pipeline generation applied with kubectl', async () => {
+    const manifest = (command: string) =>
+      JSON.stringify({ apiVersion: 'conveyor.ci/v1alpha1', kind: 'Pipeline', metadata: { name: 'applied', namespace }, spec: { image: 'jimjuniorb/hello-node:1.2.3', steps: [{ name: 'say', command }] } });
+    kubectl(['apply', '-f', '-'], manifest('echo first'));
+    const first = await waitFor('lastRunId', 30_000, async () => JSON.parse(kubectl(['get', 'pipelines.conveyor.ci', 'applied', '-n', namespace, '-o', 'json'])).status?.lastRunId as string | undefined);
+    const run1 = await waitForRun(server.url, first, TERMINAL, 90_000);
+    expect(run1.phase).to.equal('Succeeded');
+    kubectl(['apply', '-f', '-'], manifest('echo first'));
+    kubectl(['apply', '-f', '-'], manifest('echo second'));
+    const second = await waitFor('second run', 30_000, async () => {
+      const id = JSON.parse(kubectl(['get', 'pipelines.conveyor.ci', 'applied', '-n', namespace, '-o', 'json'])).status?.lastRunId as string;
+      return id !== first ? id : undefined;
+    });
+    const run2 = await waitForRun(server.url, second, TERMINAL, 90_000);
+    expect(run2.version).to.equal(2);
+    const logs = await request(server.url, 'GET', `/logs?runid=${second}`);
+    expect(logs.body.map((l: any) => l.message)).to.include('second');
+    const runs = await request(server.url, 'GET', '/runs?resource=pipeline&name=applied');
+    expect(runs.body.items.map((r: any) => r.version).sort()).to.deep.equal([1, 2]);
+  });
+
+  it('serves the logs of a run after its pod is deleted', async () => {
+    const res = await request(server.url, 'POST', '/resources', pipeline('k8s-pod-gone', [['print', 'seq 1 5']]));
+    const before = await collectFrames(ws(res.body.runid), 120_000);
+    await archived(res.body.runid);
+    const pods = await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` });
+    for (const pod of pods.items) await core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace, gracePeriodSeconds: 0 });
+    await waitFor('pod gone', 30_000, async () => ((await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` })).items.length === 0 ? true : undefined));
+    const after = await collectFrames(ws(res.body.runid));
+    expect(after.frames).to.deep.equal(before.frames);
+    expect(messagesOf(after.frames)).to.include.members(['1', '5']);
+  });
+
+  it('cancels a running run: containers stop, the pod stays, the run ends Cancelled with its logs', async () => {
+    const res = await request(server.url, 'POST', '/resources', pipeline('k8s-cancel', [['long', 'echo started; sleep 120'], ['after', 'echo never']]));
+    const frames = collectFrames(ws(res.body.runid), 120_000);
+    await waitFor('the step to print', 90_000, async () => ((await request(server.url, 'GET', `/logs?runid=${res.body.runid}`)).body.some((l: any) => l.message === 'started') ? true : undefined));
+    const cancel = await request(server.url, 'POST', `/runs/${res.body.runid}/cancel`);
+    expect(cancel.status).to.equal(202);
+    const { frames: got, closeCode } = await frames;
+    expect(closeCode).to.equal(1000);
+    expect(messagesOf(got)).to.include('started');
+    expect(messagesOf(got).at(-1)).to.equal('Run cancelled');
+    const run = await waitForRun(server.url, res.body.runid, TERMINAL, 60_000);
+    expect(run).to.include({ phase: 'Cancelled' });
+    expect(run.steps.map((s: any) => s.phase)).to.deep.equal(['Cancelled', 'Skipped']);
+  });
+
+  it('fails a run past timeoutSeconds with DeadlineExceeded and keeps the lines written so far', async () => {
+    const res = await request(server.url, 'POST', '/resources', pipeline('k8s-timeout', [['slow', 'echo begun; sleep 120']], { timeoutSeconds: 5 }));
+    const { frames } = await collectFrames(ws(res.body.runid), 120_000);
+    expect(messagesOf(frames)).to.include('begun');
+    const run = await waitForRun(server.url, res.body.runid, TERMINAL, 60_000);
+    expect(run).to.include({ phase: 'Failed', reason: 'DeadlineExceeded' });
+  });
+
+  it('runs 20 pipelines at once, each to success with exactly one Job', async () => {
+    const posts = await Promise.all(Array.from({ length: 20 }, (_, i) => request(server.url, 'POST', '/resources', pipeline(`k8s-many-${i}`, [['hello', `echo run-${i}`]]))));
+    expect(posts.map((p) => p.status)).to.deep.equal(Array(20).fill(201));
+    const runs = await Promise.all(posts.map((p) => waitForRun(server.url, p.body.runid, TERMINAL, 170_000)));
+    expect(runs.map((r) => r.phase)).to.deep.equal(Array(20).fill('Succeeded'));
+    for (const [i, p] of posts.entries()) {
+      expect(await jobsOf(p.body.runid)).to.have.lengthOf(1);
+      const logs = await request(server.url, 'GET', `/logs?runid=${p.body.runid}`);
+      expect(logs.body.map((l: any) => l.message)).to.deep.equal(['Executing step: hello', `run-${i}`, 'Step completed successfully']);
+    }
+  });
+});
+
+describe('kubernetes mode under faults', function () {
+  this.timeout(240_000);
+  let kc: k8s.KubeConfig;
+  let core: k8s.CoreV1Api;
+  let namespace: string;
+  const servers: TestServer[] = [];
+
+  before(async () => {
+    kc = loadKubeConfig();
+    core = kc.makeApiClient(k8s.CoreV1Api);
+    await installCrds(kc);
+    namespace = await createTestNamespace(core, 'conveyor-faults');
+  });
+
+  after(async () => {
+    for (const s of servers) {
+      await s.stop();
+      s.cleanup();
+    }
+    if (namespace) {
+      await releaseFinalizers(core, namespace);
+      await deleteNamespace(core, namespace);
+    }
+  });
+
+  function kubectlLogs(runid: string, containers: string[]): string[] {
+    const pod = kubectl(['get', 'pods', '-n', namespace, '-l', `conveyor.ci/run-id=${runid}`, '-o', 'jsonpath={.items[0].metadata.name}']);
+    return containers.flatMap((c) => kubectl(['logs', '-n', namespace, pod, '-c', c]).split('\n').filter((l, i, all) => i < all.length - 1 || l !== ''));
+  }
+
+  it('finishes a run whose server was killed with SIGKILL mid-run: one Job, logs equal kubectl logs, no gap, no repeat', async () => {
+    const dataDir = newDataDir();
+    const first = await startKubernetesServer(namespace, { dataDir });
+    const res = await request(first.url, 'POST', '/resources', pipeline('killed-server', [['count', 'for i in $(seq 1 30); do echo line-$i; sleep 0.2; done'], ['after', 'echo tail-line']]));
+    await waitFor('some lines', 90_000, async () => ((await request(first.url, 'GET', `/logs?runid=${res.body.runid}`)).body.length > 5 ? true : undefined));
+    await first.kill();
+    await sleep(2000);
+    const second = await startKubernetesServer(namespace, { dataDir });
+    servers.push(second);
+    const { frames } = await collectFrames(`${second.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}?format=json`, 150_000);
+    const run = await waitForRun(second.url, res.body.runid, TERMINAL, 60_000);
+    expect(run.phase).to.equal('Succeeded');
+    const seqs = seqsOf(frames);
+    expect(seqs).to.deep.equal(Array.from({ length: seqs.length }, (_, i) => i + 1));
+    const output = frames.map((f) => JSON.parse(f)).filter((l) => l.stream !== 'system').map((l) => l.message);
+    expect(output).to.deep.equal(kubectlLogs(res.body.runid, ['count', 'after']));
+    const jobs = await kc.makeApiClient(k8s.BatchV1Api).listNamespacedJob({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` });
+    expect(jobs.items).to.have.lengthOf(1);
+  });
+
+  it('resumes a log stream cut mid-run without gap or repeat', async () => {
+    const { host, port } = apiServerAddress(kc);
+    const proxy = new FaultyProxy(host, port);
+    const proxyPort = await proxy.listen();
+    const dataDir = newDataDir();
+    const server = await startKubernetesServer(namespace, { dataDir, kubeconfig: writeKubeConfig(proxiedKubeConfig(kc, proxyPort), dataDir) });
+    servers.push(server);
+    try {
+      const res = await request(server.url, 'POST', '/resources', pipeline('cut-stream', [['count', 'for i in $(seq 1 40); do echo line-$i; sleep 0.1; done']]));
+      await waitFor('some lines', 90_000, async () => ((await request(server.url, 'GET', `/logs?runid=${res.body.runid}`)).body.length > 8 ? true : undefined));
+      proxy.set('reset');
+      await sleep(1500);
+      proxy.set('up');
+      const { frames } = await collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}?format=json`, 150_000);
+      const output = frames.map((f) => JSON.parse(f)).filter((l) => l.stream !== 'system').map((l) => l.message);
+      expect(output).to.deep.equal(Array.from({ length: 40 }, (_, i) => `line-${i + 1}`));
+      const seqs = seqsOf(frames);
+      expect(seqs).to.deep.equal(Array.from({ length: seqs.length }, (_, i) => i + 1));
+    } finally {
+      await proxy.close();
+    }
+  });
+});
