@@ -13,6 +13,14 @@ export CGO_ENABLED=0 GOTOOLCHAIN=local GOWORK=off GOFLAGS="${GOFLAGS:-} -mod=rea
 begin_build() { rm -rf "$1.tmp"; mkdir -p "$1.tmp/bin"; }
 finish_build() { echo "$2" > "$1.tmp/.complete"; rm -rf "$1"; mv "$1.tmp" "$1"; }
 
+# reports VERSION CMD...: CMD's output names VERSION (the version was linked in).
+reports() {
+  local want=$1 out
+  shift
+  out=$("$@" 2>&1) || die "$* failed: $out"
+  [[ $out == *"$want"* ]] || die "$(basename "$1") reports \"$out\", not $want"
+}
+
 # go_download DIR: fetches every module DIR's build needs (network-bound, not CPU-bound).
 go_download() { (cd "$CLUSTER_SCRIPTS/go/$1" && go mod download); }
 
@@ -34,7 +42,7 @@ build_kubernetes() {
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy \
     k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubectl"
-  "$d.tmp/bin/kubectl" version --client | grep -q "$KUBE_VERSION" || die "kubectl does not report $KUBE_VERSION"
+  reports "$KUBE_VERSION" "$d.tmp/bin/kubectl" version --client
   finish_build "$d" "$KUBE_VERSION"
 }
 
@@ -46,7 +54,7 @@ build_etcd() {
   phase etcd-compile bash -c "cd '$CLUSTER_SCRIPTS/go/etcd' && go build -trimpath \
     -ldflags '-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=go-module-$ETCD_VERSION' \
     -o '$d.tmp/bin/etcd' go.etcd.io/etcd/server/v3"
-  "$d.tmp/bin/etcd" --version | grep -q "${ETCD_VERSION#v}" || die "etcd does not report $ETCD_VERSION"
+  reports "${ETCD_VERSION#v}" "$d.tmp/bin/etcd" --version
   finish_build "$d" "$ETCD_VERSION"
 }
 
@@ -67,7 +75,7 @@ build_helm() {
   done
   phase helm-compile bash -c "cd '$CLUSTER_SCRIPTS/go/helm' && go build -trimpath \
     -ldflags '$ld' -o '$d.tmp/bin/helm' helm.sh/helm/v3/cmd/helm"
-  "$d.tmp/bin/helm" version --short | grep -q "$HELM_VERSION" || die "helm does not report $HELM_VERSION"
+  reports "$HELM_VERSION" "$d.tmp/bin/helm" version --short
   finish_build "$d" "$HELM_VERSION"
 }
 

@@ -76,7 +76,7 @@ phase() {
 
 # On exit: the phases' times, and which phase failed, if one did.
 phase_report() {
-  local rc=$?
+  local rc=${1:-$?}
   if [ "$rc" -ne 0 ] && [ ${#PHASE_STACK[@]} -gt 0 ]; then
     log "phase ${PHASE_STACK[-1]}: FAILED (exit $rc)"
   fi

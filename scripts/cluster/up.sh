@@ -303,7 +303,7 @@ start_node_and_controllers() {
 node_ready() {
   [ "$(kc get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
-service_proxied() { iptables -w -t nat -S KUBE-SERVICES 2>/dev/null | grep -q -- "-d $KUBERNETES_SERVICE_IP/32"; }
+service_proxied() { [[ $(iptables -w -t nat -S KUBE-SERVICES 2>/dev/null) == *"-d $KUBERNETES_SERVICE_IP/32"* ]]; }
 
 wait_ready() {
   local c
@@ -365,7 +365,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   total_start=$SECONDS
   on_exit() {
     local rc=$?
-    phase_report || true
+    phase_report "$rc" || true
     log "cluster:up took $((SECONDS - total_start))s in all (exit $rc)"
     [ "$rc" -eq 0 ] || log "component logs are in $CLUSTER_DIR/logs; clear up with: npm run cluster:down"
     exit "$rc"
