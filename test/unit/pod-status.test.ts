@@ -291,6 +291,15 @@ describe('kubernetes: run outcome', () => {
     expect(phases(out.steps)).to.deep.equal(['Skipped', 'Skipped', 'Skipped']);
     const gone = runOutcome(jobOf({ conditions: backoffExceeded(4) }), undefined, SEED_STEPS);
     expect(gone).to.deep.include({ phase: 'Failed', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' });
+    // The pod vanished while a step ran: that step did not finish, it was interrupted.
+    const previous = [
+      { name: 'hello', phase: 'Succeeded' as const, exitCode: 0, startedAt: ISO(0), finishedAt: ISO(1) },
+      { name: 'where', phase: 'Running' as const, exitCode: null, startedAt: ISO(1), finishedAt: null },
+      { name: 'os', phase: 'Pending' as const, exitCode: null, startedAt: null, finishedAt: null },
+    ];
+    const vanished = runOutcome(jobOf({ conditions: backoffExceeded(4) }), undefined, SEED_STEPS, { previous });
+    expect(vanished).to.deep.include({ phase: 'Failed', reason: 'BackoffLimitExceeded', currentStep: 'where', finishedAt: ISO(4) });
+    expect(phases(vanished.steps)).to.deep.equal(['Succeeded', 'Cancelled', 'Skipped']);
   });
 
   it('succeeds when the Job is Complete, each step with its own times', () => {
@@ -347,11 +356,15 @@ describe('kubernetes: run outcome', () => {
     });
   });
 
-  it('ends at FailureTarget already, while the killed container is still stopping', () => {
+  it('stays Running with reason Stopping until the step the deadline stops has ended', () => {
     const pod = podOf({ phase: 'Running', deleted: true, states: [terminated(0, 0, 1), running(1), waiting()] });
     const out = runOutcome(jobOf({ activeDeadlineSeconds: 5, conditions: deadlineTarget(5) }), pod, SEED_STEPS);
-    expect(out).to.deep.include({ phase: 'Failed', reason: 'DeadlineExceeded', currentStep: 'where', finishedAt: ISO(1) });
-    expect(out.steps[1]).to.deep.equal({ name: 'where', phase: 'Cancelled', exitCode: null, startedAt: ISO(1), finishedAt: null });
+    expect(out).to.deep.include({ phase: 'Running', reason: 'Stopping', message: 'Run timed out after 5s; stopping step where', currentStep: 'where', startedAt: ISO(0), finishedAt: null });
+    expect(phases(out.steps)).to.deep.equal(['Succeeded', 'Running', 'Pending']);
+    // The pod is gone before its end was seen: the run ends when the Job decided the stop.
+    const gone = runOutcome(jobOf({ activeDeadlineSeconds: 5, conditions: deadlineTarget(5) }), undefined, SEED_STEPS, { previous: out.steps });
+    expect(gone).to.deep.include({ phase: 'Failed', reason: 'DeadlineExceeded', currentStep: 'where', finishedAt: ISO(5) });
+    expect(gone.steps[1]).to.deep.equal({ name: 'where', phase: 'Cancelled', exitCode: null, startedAt: ISO(1), finishedAt: null });
   });
 
   it('times out before any step started: every step Skipped, the Job condition time as the end', () => {
@@ -361,18 +374,44 @@ describe('kubernetes: run outcome', () => {
     expect(phases(out.steps)).to.deep.equal(['Skipped', 'Skipped', 'Skipped']);
   });
 
-  it('is Cancelled when a cancel was requested, the step it stopped Cancelled', () => {
+  it('is Cancelled once the step the cancel stopped has ended, that step Cancelled', () => {
     const pod = podOf({ phase: 'Failed', deleted: true, states: [terminated(0, 0, 1), terminated(0, 1, 2), terminated(143, 3, 7)] });
     const out = runOutcome(jobOf({ conditions: backoffExceeded(8) }), pod, SEED_STEPS, { stopped: 'Cancelled' });
     expect(out).to.deep.include({ phase: 'Cancelled', reason: 'Cancelled', message: 'Run cancelled', currentStep: 'os', startedAt: ISO(0), finishedAt: ISO(7) });
     expect(phases(out.steps)).to.deep.equal(['Succeeded', 'Succeeded', 'Cancelled']);
-    // Cancelled while the step still runs: Cancelled now, its end not known yet.
-    const live = podOf({ phase: 'Running', states: [running(0), waiting(), waiting()] });
-    const early = runOutcome(jobOf(), live, SEED_STEPS, { stopped: 'Cancelled' });
-    expect(early).to.deep.include({ phase: 'Cancelled', currentStep: 'hello', finishedAt: null });
-    expect(phases(early.steps)).to.deep.equal(['Cancelled', 'Skipped', 'Skipped']);
     // A cancel that also ran the Job past a deadline is still a cancel.
     expect(runOutcome(jobOf({ conditions: deadlineExceeded(5) }), pod, SEED_STEPS, { stopped: 'Cancelled' }).phase).to.equal('Cancelled');
+  });
+
+  it('stops a running step by the pod deadline: Stopping, then Cancelled at the container end', () => {
+    // The controller cancels by setting the pod's activeDeadlineSeconds: the kubelet kills
+    // the containers and fails the pod with reason DeadlineExceeded; the pod stays.
+    const live = podOf({ phase: 'Running', states: [running(0), waiting(), waiting()] });
+    const early = runOutcome(jobOf(), live, SEED_STEPS, { stopped: 'Cancelled' });
+    expect(early).to.deep.include({ phase: 'Running', reason: 'Stopping', message: 'Run cancelled; stopping step hello', currentStep: 'hello', finishedAt: null });
+    const killed = podOf({
+      phase: 'Failed',
+      reason: 'DeadlineExceeded',
+      message: 'Pod was active on the node longer than the specified deadline',
+      states: [terminated(137, 0, 6), waiting(), waiting()],
+    });
+    for (const job of [jobOf(), jobOf({ conditions: backoffExceeded(7), failed: 1 })]) {
+      const out = runOutcome(job, killed, SEED_STEPS, { stopped: 'Cancelled' });
+      expect(out).to.deep.include({ phase: 'Cancelled', reason: 'Cancelled', currentStep: 'hello', startedAt: ISO(0), finishedAt: ISO(6) });
+      expect(out.steps).to.deep.equal([
+        { name: 'hello', phase: 'Cancelled', exitCode: 137, startedAt: ISO(0), finishedAt: ISO(6) },
+        { name: 'where', phase: 'Skipped', exitCode: null, startedAt: null, finishedAt: null },
+        { name: 'os', phase: 'Skipped', exitCode: null, startedAt: null, finishedAt: null },
+      ]);
+    }
+  });
+
+  it("ends a run cancelled before any step ran at once, at the caller's clock", () => {
+    const pod = podOf({ phase: 'Pending', states: [waiting('ImagePullBackOff', 'Back-off pulling image "x"'), waiting(), waiting()] });
+    const out = runOutcome(jobOf(), pod, SEED_STEPS, { stopped: 'Cancelled', now: ISO(42) });
+    expect(out).to.deep.include({ phase: 'Cancelled', reason: 'Cancelled', currentStep: null, startedAt: null, finishedAt: ISO(42) });
+    expect(phases(out.steps)).to.deep.equal(['Skipped', 'Skipped', 'Skipped']);
+    expect(runOutcome(jobOf(), pod, SEED_STEPS, { stopped: 'Cancelled' }).finishedAt).to.equal(null);
   });
 
   it('succeeds when the run completed before the cancel reached it', () => {

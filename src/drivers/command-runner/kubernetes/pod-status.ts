@@ -116,6 +116,9 @@ export interface RunOutcomeOptions {
   // The steps as last recorded: used when the pod is gone (deleted after it ended, or not
   // yet observed), so that a missing pod never turns finished steps back into Pending.
   previous?: StepStatus[];
+  // The caller's clock (ISO 8601): the end of a run that ended without an observable end
+  // (cancelled before a step ran, its pod gone). Without it such a finishedAt is null.
+  now?: string;
 }
 
 export interface RunOutcome {
@@ -154,15 +157,16 @@ function timedOutMessage(job: V1Job | undefined): string {
 // What a run is, given its Job and the Job's newest pod (either may be missing: not created
 // yet, or deleted). The run ends when the Job says so (conditions Complete or
 // SuccessCriteriaMet, Failed or FailureTarget), when its pod succeeded, or when its pod
-// failed with no retry left. A cancel requested by the user (options.stopped) ends it
-// Cancelled at once, unless it already succeeded: the step it stops is Cancelled with no
-// finishedAt until its container has ended, so a caller recomputes until then.
+// failed with no retry left. A stop (the user's cancel, or the Job's deadline) ends it once
+// the step it interrupts has stopped, so that the step's and the run's end are the
+// container's real end; until then the run stays Running with reason `Stopping`.
 export function runOutcome(job: V1Job | undefined, pod: V1Pod | undefined, stepNames: string[], options: RunOutcomeOptions = {}): RunOutcome {
   // Kubernetes 1.31+ first sets the interim SuccessCriteriaMet / FailureTarget, then (once
   // the pods are gone or terminal) Complete / Failed; either one decides the outcome.
   const complete = condition(job, 'Complete') ?? condition(job, 'SuccessCriteriaMet');
   const failedCondition = condition(job, 'Failed') ?? condition(job, 'FailureTarget');
   const podPhase = pod?.status?.phase;
+  const podOver = podPhase === 'Succeeded' || podPhase === 'Failed';
   const succeeded = complete !== undefined || podPhase === 'Succeeded';
   const deadline = failedCondition?.reason === 'DeadlineExceeded';
   // A run that completed before the stop reached it succeeded.
@@ -170,26 +174,31 @@ export function runOutcome(job: V1Job | undefined, pod: V1Pod | undefined, stepN
 
   const observed = pod ? observe(pod, stepNames) : undefined;
   const raw = observed ? observed.map((o) => o.status) : (options.previous?.map((s) => ({ ...s })) ?? pendingSteps(stepNames));
-  let steps = settle(raw, stopped);
-  const startedAt = earliest(steps.map((s) => s.startedAt)) ?? (steps.some((s) => s.phase !== 'Pending' && s.phase !== 'Skipped') ? isoTime(pod?.status?.startTime) : null);
+  const running = raw.find((s) => s.phase === 'Running');
+  // The stopped step's container is still running: the run ends when it has ended.
+  const stopping = stopped !== undefined && pod !== undefined && !podOver && running !== undefined;
+  let steps = settle(raw, stopping ? undefined : stopped);
+  const startedAt = earliest(steps.map((s) => s.startedAt)) ?? (raw.some((s) => s.phase !== 'Pending' && s.phase !== 'Skipped') ? isoTime(pod?.status?.startTime) : null);
   const stoppedStep = steps.find((s) => s.phase === 'Cancelled')?.name ?? null;
   const failedStep = steps.find((s) => s.phase === 'Failed');
+  const conditionTime = failedCondition?.lastTransitionTime;
 
   const finish = (phase: RunPhase, reason: string, message: string, currentStep: string | null, fallbackEnd?: Time): RunOutcome => {
-    // A run that ended otherwise leaves no step Running (its pod is gone or stopping): the
+    // A run that ended otherwise leaves no step Running (its pod is gone or stopped): the
     // step it interrupted is Cancelled, those it never reached Skipped.
     const ended = phase === 'Succeeded' ? steps : skipUnstarted(steps.map((s) => (s.phase === 'Running' ? { ...s, phase: 'Cancelled' } : s)));
+    const fallback = isoTime(fallbackEnd) ?? options.now ?? null;
     return {
       phase,
       reason,
       message,
       currentStep,
       startedAt,
-      // The last container's end; while a stopped step has not ended yet, when the Job
-      // decided the stop, or null when that is not known either (the caller's clock).
+      // The last container's end; if a stopped step's end was never seen, when the Job
+      // decided the stop, else the caller's clock.
       finishedAt: ended.some((s) => s.phase === 'Cancelled' && s.finishedAt === null)
-        ? isoTime(fallbackEnd)
-        : (latest(ended.map((s) => s.finishedAt)) ?? isoTime(fallbackEnd)),
+        ? fallback
+        : (latest(ended.map((s) => s.finishedAt)) ?? fallback),
       steps: ended,
     };
   };
@@ -199,9 +208,12 @@ export function runOutcome(job: V1Job | undefined, pod: V1Pod | undefined, stepN
     steps = steps.map((s) => (s.phase === 'Succeeded' ? s : { ...s, phase: 'Succeeded', exitCode: 0 }));
     return finish('Succeeded', Reasons.Succeeded, resultMessage(steps), null, job?.status?.completionTime ?? complete?.lastTransitionTime);
   }
-  const conditionTime = failedCondition?.lastTransitionTime;
-  if (stopped === Reasons.Cancelled) return finish('Cancelled', Reasons.Cancelled, 'Run cancelled', stoppedStep, conditionTime);
-  if (stopped === Reasons.DeadlineExceeded) return finish('Failed', Reasons.DeadlineExceeded, timedOutMessage(job), stoppedStep, conditionTime);
+  const stopMessage = stopped === Reasons.Cancelled ? 'Run cancelled' : timedOutMessage(job);
+  if (stopping) {
+    return { phase: 'Running', reason: 'Stopping', message: `${stopMessage}; stopping step ${running.name}`, currentStep: running.name, startedAt, finishedAt: null, steps };
+  }
+  if (stopped === Reasons.Cancelled) return finish('Cancelled', Reasons.Cancelled, stopMessage, stoppedStep, conditionTime);
+  if (stopped === Reasons.DeadlineExceeded) return finish('Failed', Reasons.DeadlineExceeded, stopMessage, stoppedStep, conditionTime);
 
   const backoffLimit = job?.spec?.backoffLimit ?? 0;
   const podFailedForGood = podPhase === 'Failed' && backoffLimit === 0;
@@ -216,10 +228,9 @@ export function runOutcome(job: V1Job | undefined, pod: V1Pod | undefined, stepN
     if (failedStep) return finish('Failed', Reasons.StepFailed, failureMessage(), failedStep.name, conditionTime);
     const reason = pod?.status?.reason ?? failedCondition?.reason ?? 'PodFailed';
     const message = pod?.status?.message ?? failedCondition?.message ?? "the run's pod failed before its steps finished";
-    return finish('Failed', reason, message, steps.find((s) => s.phase === 'Running')?.name ?? null, conditionTime);
+    return finish('Failed', reason, message, running?.name ?? null, conditionTime);
   }
 
-  const running = steps.find((s) => s.phase === 'Running');
   const anyStarted = steps.some((s) => s.startedAt !== null || s.phase === 'Running');
   const phase: RunPhase = anyStarted ? 'Running' : 'Pending';
   const active = (reason: string, message: string, currentStep: string | null): RunOutcome => ({
