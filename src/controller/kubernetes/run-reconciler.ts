@@ -102,10 +102,10 @@ export class RunReconciler {
       return;
     }
     if (cancel && !isTerminal(run.phase)) await this.stop(runid, job?.spec?.suspend === true, pod);
-    if (pod) this.ensureCollection(run, obj);
+    if (pod) this.ensureCollection(run);
 
     const stepNames = stepNamesOf(run.resource, run.spec);
-    const outcome = runOutcome(job, pod, stepNames, { stopped: cancel ? Reasons.Cancelled : undefined, previous: run.steps });
+    const outcome = runOutcome(job, pod, stepNames, { stopped: cancel ? Reasons.Cancelled : undefined, previous: run.steps, now: new Date().toISOString() });
     let next: RunRecord = isTerminal(run.phase)
       ? run
       : {
@@ -128,7 +128,7 @@ export class RunReconciler {
     if (!isTerminal(next.phase)) return;
     const collection = this.collections.get(runid);
     if (collection && !collection.finished) return; // its end requeues this run
-    await this.finalizeLog(obj, next);
+    await this.finalizeLog(next);
   }
 
   private async createJob(obj: RunObject, run: RunRecord): Promise<void> {
@@ -156,7 +156,10 @@ export class RunReconciler {
         { name: pod.metadata!.name!, namespace: this.o.namespace, body: { spec: { activeDeadlineSeconds: 1 } } },
         setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
       );
-    } else if (!pod && !suspended) {
+    }
+    // A stopped pod must not be replaced by a retry: once no pod runs, suspend the Job
+    // (suspending earlier would make the Job controller delete the running pod).
+    if ((!pod || podOver(pod)) && !suspended) {
       await this.batch.patchNamespacedJob(
         { name: jobNameFor(runid), namespace: this.o.namespace, body: { spec: { suspend: true } } },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
@@ -164,7 +167,7 @@ export class RunReconciler {
     }
   }
 
-  private ensureCollection(run: RunRecord, obj: RunObject): void {
+  private ensureCollection(run: RunRecord): void {
     if (this.collections.has(run.runid)) return;
     const abort = new AbortController();
     const collector = new RunLogCollector({
@@ -189,7 +192,6 @@ export class RunReconciler {
         collection.finished = true;
         if (!abort.signal.aborted) this.o.requeue(run.runid);
       });
-    void obj;
   }
 
   private stopCollection(runid: string): void {
@@ -203,19 +205,18 @@ export class RunReconciler {
     const next: RunRecord = { ...run, ...end, finishedAt: new Date().toISOString(), steps: run.steps.map((s) => (s.phase === 'Pending' ? { ...s, phase: 'Skipped' } : s)) };
     await this.o.store.updateRun(run.runid, () => next);
     this.recordTransition(obj, run, next);
-    await this.finalizeLog(obj, next);
+    await this.finalizeLog(next);
   }
 
   // Every line is in the archive: say how the run was stopped (if it was), end the log so
   // followers close, release the pod, and record that the archive is complete.
-  private async finalizeLog(obj: RunObject, run: RunRecord): Promise<void> {
+  private async finalizeLog(run: RunRecord): Promise<void> {
     const stopLine = run.reason ? STOP_LINES[run.reason] : undefined;
     if (stopLine) this.o.hub.append(run.runid, { driver: run.driver, pipeline: run.name, step: null, stream: 'system', message: stopLine });
     this.o.hub.end(run.runid);
     await this.releasePods(run.runid);
     await this.o.store.patchRunStatus(run.runid, { logsArchived: true });
     this.stopCollection(run.runid);
-    void obj;
   }
 
   private async releasePods(runid: string): Promise<void> {
