@@ -21,4 +21,6 @@ export interface ApiDeps {
   heartbeatMs: number;
   // Resource types a driver in this server executes; runs of others wait as Pending.
   driverFor: (resourceType: string) => string | null;
+  // Kubernetes runs steps in the pipeline's image, so there it is required.
+  requiresImage?: boolean;
 }

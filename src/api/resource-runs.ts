@@ -32,7 +32,12 @@ function validatorFor(def: ResourceDefinition): Validator {
 export async function validateResource(deps: ApiDeps, input: ResourceInput): Promise<void> {
   const def = await deps.store.getDefinition(input.resource);
   if (!def) throw new NotFoundError(`resource type "${input.resource}" is not defined; POST /resource-definitions/ defines it`);
-  if (def.name === PIPELINE_TYPE) assertPipelineSpec(input.spec);
+  if (def.name === PIPELINE_TYPE) {
+    assertPipelineSpec(input.spec);
+    if (deps.requiresImage && !(input.spec as unknown as PipelineSpec).image) {
+      throw new BadRequestError('Resource validation failed: spec.image is required: on Kubernetes the steps run in this image');
+    }
+  }
   else assertValid(validatorFor(def), input.spec, 'spec', 'Resource validation failed: ');
   if (input.pipeline !== undefined) {
     const chain = await deps.store.getDriverPipeline(input.pipeline);

@@ -13,6 +13,7 @@ export interface Engine {
   runs: RunControl;
   metrics: Metrics;
   driverFor: (resourceType: string) => string | null;
+  requiresImage: boolean;
   // How the server describes itself at start-up.
   banner: string;
   details: Record<string, unknown>;

@@ -33,6 +33,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     maxBodyBytes: config.maxBodyBytes,
     heartbeatMs: config.heartbeatMs,
     driverFor: engine.driverFor,
+    requiresImage: engine.requiresImage,
   };
   const { app } = createApp(deps);
   const server = createServer(app.callback());

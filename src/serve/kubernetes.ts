@@ -62,6 +62,7 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     runs: { cancel },
     metrics,
     driverFor: (type) => (type === PIPELINE_TYPE ? COMMAND_RUNNER : null),
+    requiresImage: true,
     banner: `kubernetes mode: runs are Jobs in namespace ${namespace}`,
     details: { namespace, cluster: kc.getCurrentCluster()?.server, dataDir: config.dataDir },
     async start() {

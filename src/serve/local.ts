@@ -34,6 +34,7 @@ export function localEngine(config: Config): Engine {
     runs: scheduler,
     metrics,
     driverFor: (type) => (type === PIPELINE_TYPE ? COMMAND_RUNNER : null),
+    requiresImage: false,
     banner: 'local mode: steps run as local processes and step images are not used',
     details: { dataDir: config.dataDir, concurrency: config.concurrency },
     start: () => scheduler.start(),

@@ -132,11 +132,19 @@ export class RunReconciler {
   }
 
   private async createJob(obj: RunObject, run: RunRecord): Promise<void> {
-    const job = buildJob({
-      run,
-      namespace: this.o.namespace,
-      runObject: { apiVersion: API_VERSION, kind: CustomResources.Run.kind, name: obj.metadata.name, uid: obj.metadata.uid! },
-    });
+    let job;
+    try {
+      job = buildJob({
+        run,
+        namespace: this.o.namespace,
+        runObject: { apiVersion: API_VERSION, kind: CustomResources.Run.kind, name: obj.metadata.name, uid: obj.metadata.uid! },
+      });
+    } catch (err) {
+      // A spec no Job can be made of (e.g. a Pipeline applied without an image) will not
+      // get better by retrying: the run fails and says why.
+      await this.finish(obj, run, { phase: 'Failed', reason: 'InvalidSpec', message: (err as Error).message });
+      return;
+    }
     try {
       await this.batch.createNamespacedJob({ namespace: this.o.namespace, body: job });
       this.o.events.record(obj, 'Normal', 'JobCreated', `created Job ${job.metadata!.name}`);
