@@ -55,31 +55,17 @@ export interface BroadcastMessage {
 
 const nameField = { type: 'string', minLength: 1 } as const;
 
-const resourceBody = compileBuiltIn({
-  type: 'object',
-  required: ['name', 'resource', 'spec'],
-  additionalProperties: false,
-  properties: {
-    name: nameField,
-    resource: nameField,
-    spec: { type: 'object' },
-    pipeline: nameField,
-    metadata: { type: 'object' },
-  },
-});
+const resourceFields = {
+  name: nameField,
+  resource: nameField,
+  spec: { type: 'object' },
+  pipeline: nameField,
+  metadata: { type: 'object' },
+} as const;
 
-const resourceReplaceBody = compileBuiltIn({
-  type: 'object',
-  required: ['spec'],
-  additionalProperties: false,
-  properties: {
-    name: nameField,
-    resource: nameField,
-    spec: { type: 'object' },
-    pipeline: nameField,
-    metadata: { type: 'object' },
-  },
-});
+// A create names everything; a replace takes its type and name from the path.
+const resourceBody = compileBuiltIn({ type: 'object', required: ['name', 'resource', 'spec'], additionalProperties: false, properties: resourceFields });
+const resourceReplaceBody = compileBuiltIn({ type: 'object', required: ['spec'], additionalProperties: false, properties: resourceFields });
 
 const definitionBody = compileBuiltIn({
   type: 'object',
