@@ -6,6 +6,8 @@
 # Go's own caches (GOMODCACHE, GOCACHE) are used as they are set; none of this touches the repo.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# The machine's Go (on PATH, or where its installer puts it).
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin:/usr/lib/go/bin
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOWORK=off GOFLAGS="${GOFLAGS:-} -mod=readonly"
 
 # install_into DIR: builds into DIR.tmp, then renames it to DIR with a stamp, so a build that

@@ -55,5 +55,5 @@ case ${1:-} in
     ci_down || true
     exit "$rc"
     ;;
-  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,8p' "$0" >&2; exit 2 ;;
 esac
