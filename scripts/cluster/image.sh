@@ -16,7 +16,8 @@
 # rerun only rebuilds Conveyor's own layers.
 #
 # Environment: CONVEYOR_IMAGE (default conveyor:dev), NODE_IMAGE (default: the Dockerfile's),
-# DEBIAN_MIRROR, CONVEYOR_CLUSTER_CACHE, STORAGE_DRIVER (buildah's; vfs when overlay fails).
+# DEBIAN_MIRROR, CONVEYOR_CLUSTER_CACHE, STORAGE_DRIVER (buildah's; vfs when overlay fails),
+# NODE_EXTRA_CA_CERTS or SSL_CERT_FILE (CA bundle handed to `npm ci` as a build secret).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_SCRIPTS/image-import.sh"
 
@@ -25,6 +26,7 @@ NPM_VERSION=11.21.2
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 NODE_BIN="$REPO_ROOT/node_modules/node/bin/node"
+CA_BUNDLE=${NODE_EXTRA_CA_CERTS:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
 DOCKERFILE="$REPO_ROOT/Dockerfile"
 APP_TAR="$IMAGE_CACHE/$(echo "$APP_IMAGE" | tr '/:' '__').tar"
 SCRATCH=()   # removed on exit, also after a failure
@@ -133,7 +135,11 @@ build_app() {
   log "buildah bud $DOCKERFILE -> $APP_IMAGE"
   # --network host: `npm ci` reaches the npm registry like the host does. --pull=never: the
   # base is the local one, never a registry's.
-  buildah bud --layers --pull=never --isolation chroot --network host \
+  # The host's CA bundle goes in as a build secret: this machine reaches the npm registry
+  # through a TLS-intercepting proxy whose CA only the host trusts.
+  local secret=()
+  [ -s "$CA_BUNDLE" ] && secret=(--secret "id=ca_certs,src=$CA_BUNDLE")
+  buildah bud --layers --pull=never --isolation chroot --network host "${secret[@]}" \
     --build-arg "NODE_IMAGE=$name" -f "$DOCKERFILE" -t "$APP_IMAGE" "$REPO_ROOT" >&2
   rm -f "$APP_TAR.tmp"
   buildah push --quiet "$APP_IMAGE" "docker-archive:$APP_TAR.tmp:$APP_IMAGE" >/dev/null

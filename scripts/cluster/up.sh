@@ -71,10 +71,8 @@ host_packages() {
   [ ${#missing[@]} -eq 0 ] && { log "Debian packages present"; return 0; }
   command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get"
   log "installing Debian packages: ${missing[*]}"
-  # One `apt-get update` per machine boot at most (its lists may be stale or absent).
-  if [ ! -f "$RUN_ROOT/apt-updated" ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 && touch "$RUN_ROOT/apt-updated"
-  fi
+  # The package lists may be stale or absent on a new machine: refresh them once, first.
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 }
 
