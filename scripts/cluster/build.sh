@@ -2,7 +2,7 @@
 # Builds the cluster's binaries with the machine's Go from the Go module proxy into the build
 # cache, one directory per component and version; a directory that is complete is reused.
 #   bash scripts/cluster/build.sh            # everything that is missing
-#   bash scripts/cluster/build.sh kubernetes # only one of: kubernetes etcd helm pause
+#   bash scripts/cluster/build.sh kubernetes # only some of: kubernetes etcd coredns helm pause
 # Go's own caches (GOMODCACHE, GOCACHE) are used as they are set; none of this touches the repo.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -81,6 +81,19 @@ build_helm() {
   finish_build "$d" "$HELM_VERSION"
 }
 
+build_coredns() {
+  local d=$COREDNS_CACHE
+  [ -f "$d/.complete" ] && { log "coredns $COREDNS_VERSION: cached in $d"; return 0; }
+  begin_build "$d"
+  phase coredns-download go_download coredns
+  # The same tags as the Kubernetes build, so the client libraries they share are reused
+  # from Go's build cache.
+  phase coredns-compile bash -c "cd '$CLUSTER_SCRIPTS/go/coredns' && go build -trimpath \
+    -tags selinux,notest,grpcnotrace -ldflags '-s -w' -o '$d.tmp/bin/coredns' ."
+  reports "${COREDNS_VERSION#v}" "$d.tmp/bin/coredns" -version
+  finish_build "$d" "$COREDNS_VERSION"
+}
+
 build_pause() {
   local d=$PAUSE_CACHE
   [ -f "$d/.complete" ] && { log "pause $PAUSE_VERSION: cached in $d"; return 0; }
@@ -93,10 +106,10 @@ build_pause() {
 build_all() {
   command -v go >/dev/null || die "Go is needed to build the cluster (go not on PATH)"
   local what=("$@")
-  [ ${#what[@]} -gt 0 ] || what=(pause etcd kubernetes helm)
+  [ ${#what[@]} -gt 0 ] || what=(pause etcd kubernetes coredns helm)
   for w in "${what[@]}"; do
     case $w in
-      kubernetes|etcd|helm|pause) "build_$w" ;;
+      kubernetes|etcd|coredns|helm|pause) "build_$w" ;;
       *) die "unknown component: $w" ;;
     esac
   done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the cluster's two images from local files into the build cache, and imports them.
 #   pause:      localhost/conveyor/pause:<v>  the sandbox image (scripts/cluster/go/pause)
+#   coredns:    localhost/conveyor/coredns:<v> the cluster DNS (scripts/cluster/go/coredns)
 #   hello-node: jimjuniorb/hello-node:1.2.3   Debian's static busybox with its applet links
 #               and an /etc/os-release: /bin/sh, ls, cat, wget, httpd, ...
 #   bash scripts/cluster/images.sh [build|import]   (default: both)
@@ -8,6 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_SCRIPTS/image-import.sh"
 
 PAUSE_TAR="$IMAGE_CACHE/pause-$PAUSE_VERSION.tar"
+COREDNS_TAR="$IMAGE_CACHE/coredns-$COREDNS_VERSION.tar"
 HELLO_TAR="$IMAGE_CACHE/hello-node-1.2.3.tar"
 BUSYBOX=/bin/busybox   # from Debian's busybox-static
 
@@ -22,10 +24,21 @@ build_pause_image() {
   rm -rf "$root"
 }
 
+build_coredns_image() {
+  [ -f "$COREDNS_TAR" ] && return 0
+  [ -x "$COREDNS_CACHE/bin/coredns" ] || die "coredns is not built (scripts/cluster/build.sh coredns)"
+  local root
+  root=$(mktemp -d)
+  cp "$COREDNS_CACHE/bin/coredns" "$root/coredns"
+  bash "$CLUSTER_SCRIPTS/image-build.sh" --rootfs "$root" --tag "$COREDNS_IMAGE" \
+    --out "$COREDNS_TAR" --entrypoint '["/coredns"]'
+  rm -rf "$root"
+}
+
 build_hello_image() {
   local version stamp
   version=$(dpkg-query -W -f '${Version}' busybox-static 2>/dev/null) || die "busybox-static is not installed"
-  stamp="$HELLO_TAR.busybox-$version"
+  stamp="$HELLO_TAR.busybox-$version-r2"   # r: the recipe below; raise it when it changes
   [ -f "$HELLO_TAR" ] && [ -f "$stamp" ] && return 0
   "$BUSYBOX" --list-full >/dev/null 2>&1 || die "$BUSYBOX is not Debian's static busybox"
   local root applet
@@ -43,7 +56,7 @@ VERSION="1.2.3"
 ID=hello-node
 ID_LIKE=busybox
 VERSION_ID=1.2.3
-PRETTY_NAME="hello-node 1.2.3 (BusyBox $version, Conveyor test image)"
+PRETTY_NAME="hello-node 1.2.3 (BusyBox $(echo "$version" | sed 's/^[0-9]*://; s/-.*//'), Conveyor test image)"
 HOME_URL="https://busybox.net/"
 OS
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n' > "$root/etc/passwd"
@@ -55,8 +68,8 @@ OS
   touch "$stamp"
 }
 
-build_images() { mkdir -p "$IMAGE_CACHE"; build_pause_image; build_hello_image; }
-import_images() { import_image "$PAUSE_TAR" "$HELLO_TAR"; }
+build_images() { mkdir -p "$IMAGE_CACHE"; build_pause_image; build_coredns_image; build_hello_image; }
+import_images() { import_image "$PAUSE_TAR" "$COREDNS_TAR" "$HELLO_TAR"; }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   case ${1:-all} in

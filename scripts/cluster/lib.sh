@@ -17,15 +17,18 @@ KUBE_VERSION=v1.34.12
 KUBE_BUILD_DATE=2026-09-23T17:08:30Z   # the release's module time, so builds are reproducible
 ETCD_VERSION=v3.6.5                    # scripts/cluster/go/etcd
 HELM_VERSION=v3.19.5                   # scripts/cluster/go/helm
+COREDNS_VERSION=v1.13.2                # scripts/cluster/go/coredns
 PAUSE_VERSION=1.0                      # scripts/cluster/go/pause
 HELLO_IMAGE=jimjuniorb/hello-node:1.2.3
 PAUSE_IMAGE=localhost/conveyor/pause:$PAUSE_VERSION
+COREDNS_IMAGE=localhost/conveyor/coredns:$COREDNS_VERSION
 
 # --- places --------------------------------------------------------------------------------
 CACHE_ROOT="${CONVEYOR_CLUSTER_CACHE:-${HOME:-/root}/.cache/conveyor-cluster}"
 KUBE_CACHE="$CACHE_ROOT/kubernetes-$KUBE_VERSION"
 ETCD_CACHE="$CACHE_ROOT/etcd-$ETCD_VERSION"
 HELM_CACHE="$CACHE_ROOT/helm-$HELM_VERSION"
+COREDNS_CACHE="$CACHE_ROOT/coredns-$COREDNS_VERSION"
 PAUSE_CACHE="$CACHE_ROOT/pause-$PAUSE_VERSION"
 IMAGE_CACHE="$CACHE_ROOT/images"
 
@@ -46,6 +49,8 @@ POD_SUBNET=10.244.0.0/24
 CLUSTER_CIDR=10.244.0.0/16
 SERVICE_CIDR=10.96.0.0/16
 KUBERNETES_SERVICE_IP=10.96.0.1
+DNS_SERVICE_IP=10.96.0.10
+CLUSTER_DOMAIN=cluster.local
 APISERVER_PORT=6443
 APISERVER_URL="https://$NODE_IP:$APISERVER_PORT"
 ETCD_CLIENT_PORT=2379

@@ -26,7 +26,7 @@ cluster_healthy() {
   [ -x "$(kube_bin kubectl)" ] && [ -f "$CLUSTER_DIR/kubeconfig" ] || return 1
   [ "$(kc get --raw /readyz --request-timeout=5s 2>/dev/null)" = ok ] || return 1
   [ "$(kc get node "$NODE_NAME" --request-timeout=5s \
-        -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+        -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] && dns_ready
 }
 
 # wait_for DESCRIPTION SECONDS CMD...: polls CMD every half second.
@@ -197,7 +197,10 @@ evictionHard:
   nodefs.inodesFree: 1%
   imagefs.available: 1%
   imagefs.inodesFree: 1%
-clusterDomain: cluster.local
+clusterDomain: $CLUSTER_DOMAIN
+clusterDNS: [$DNS_SERVICE_IP]
+# CoreDNS (and pods with dnsPolicy Default) get no upstream name servers: nothing outside
+# the cluster is resolved.
 resolvConf: ""
 podLogsDir: $CLUSTER_DIR/pod-logs
 maxPods: 110
@@ -230,6 +233,111 @@ conntrack:
   tcpEstablishedTimeout: 0s
   tcpCloseWaitTimeout: 0s
 EOF
+}
+
+# The cluster DNS: CoreDNS in kube-system behind the Service kube-dns ($DNS_SERVICE_IP),
+# answering for $CLUSTER_DOMAIN from the API (no forwarding anywhere).
+write_dns_manifest() {
+  cat > "$CONF/coredns.yaml" <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: coredns, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:coredns"}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}
+subjects:
+- {kind: ServiceAccount, name: coredns, namespace: kube-system}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  Corefile: |
+    .:53 {
+        errors
+        health :8080
+        ready :8181
+        kubernetes $CLUSTER_DOMAIN in-addr.arpa ip6.arpa {
+            pods insecure
+            ttl 30
+        }
+        cache 30
+        loadbalance
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: coredns
+  namespace: kube-system
+  labels: {k8s-app: kube-dns}
+spec:
+  replicas: 1
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec:
+      serviceAccountName: coredns
+      priorityClassName: system-cluster-critical
+      dnsPolicy: Default
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: coredns
+        image: $COREDNS_IMAGE
+        imagePullPolicy: Never
+        args: [-conf, /etc/coredns/Corefile]
+        ports:
+        - {name: dns, containerPort: 53, protocol: UDP}
+        - {name: dns-tcp, containerPort: 53, protocol: TCP}
+        readinessProbe:
+          httpGet: {path: /ready, port: 8181}
+          periodSeconds: 1
+        livenessProbe:
+          httpGet: {path: /health, port: 8080}
+          periodSeconds: 10
+        resources:
+          requests: {cpu: 10m, memory: 30Mi}
+        volumeMounts:
+        - {name: config, mountPath: /etc/coredns, readOnly: true}
+      volumes:
+      - name: config
+        configMap: {name: coredns}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels: {k8s-app: kube-dns}
+spec:
+  clusterIP: $DNS_SERVICE_IP
+  selector: {k8s-app: kube-dns}
+  ports:
+  - {name: dns, port: 53, protocol: UDP}
+  - {name: dns-tcp, port: 53, protocol: TCP}
+EOF
+}
+
+start_dns() {
+  write_dns_manifest
+  kc apply -f "$CONF/coredns.yaml" >/dev/null
+}
+
+dns_ready() {
+  [ "$(kc -n kube-system get deployment coredns -o 'jsonpath={.status.readyReplicas}' 2>/dev/null)" = 1 ]
 }
 
 start_containerd() {
@@ -312,6 +420,11 @@ wait_ready() {
   }
   wait_for "the default ServiceAccount" 60 kc -n default get serviceaccount default || { started kube-controller-manager; return 1; }
   wait_for "kube-proxy's rules for the kubernetes Service" 60 service_proxied || { started kube-proxy; return 1; }
+  wait_for "the cluster DNS (coredns) to be ready" 90 dns_ready || {
+    kc -n kube-system describe pods -l k8s-app=kube-dns >&2 || true
+    kc -n kube-system logs deployment/coredns --tail=20 >&2 || true
+    return 1
+  }
   for c in "${COMPONENTS[@]}"; do started "$c"; done
 }
 
@@ -354,6 +467,7 @@ up() {
   phase etcd start_etcd
   phase kube-apiserver start_apiserver
   phase node-and-controllers start_node_and_controllers
+  phase dns start_dns
   phase wait-ready wait_ready
   install_clients
   log "cluster is up: export KUBECONFIG=$CLUSTER_DIR/kubeconfig PATH=$CLUSTER_DIR/bin:\$PATH"

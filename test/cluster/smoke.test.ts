@@ -158,6 +158,10 @@ describe('test cluster (smoke)', function () {
         `--header "Content-Type: application/json" --post-data '{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}' ` +
         '$API/apis/authentication.k8s.io/v1/selfsubjectreviews',
       'echo; echo review-end',
+      // The same API server by its Service's DNS name (the cluster DNS resolves it).
+      'echo version-begin',
+      'wget -qO- --no-check-certificate --header "Authorization: Bearer $TOKEN" https://kubernetes.default.svc/version',
+      'echo; echo version-end',
       // One the default service account is not allowed: RBAC says 403.
       'if wget -qO- --no-check-certificate --header "Authorization: Bearer $TOKEN" $API/api/v1/namespaces/$(cat $SA/namespace)/secrets 2>/tmp/err; ' +
         'then echo secrets=allowed; else echo "secrets=$(cat /tmp/err)"; fi',
@@ -175,12 +179,14 @@ describe('test cluster (smoke)', function () {
       expect(parsed.status?.userInfo?.username).to.equal(`system:serviceaccount:${ns}:default`);
       expect(parsed.status?.userInfo?.groups).to.include('system:serviceaccounts');
       expect(log).to.match(/^secrets=.*403 Forbidden/m);
+      const version = JSON.parse(/^version-begin\n([^]*)\nversion-end$/m.exec(log)?.[1] ?? 'null') as { gitVersion?: string } | null;
+      expect(version?.gitVersion, log).to.match(/^v1\.\d+\./);
     } finally {
       await deletePod(core, ns, name);
     }
   });
 
-  it('carries pod-to-Service traffic', async () => {
+  it('carries pod-to-Service traffic, by ClusterIP and by DNS name', async () => {
     const web = uniqueName('web');
     const serve = 'mkdir -p /tmp/www && echo "served-by-$HOSTNAME" > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www';
     const webPod = shellPod(web, serve, { restartPolicy: 'Always' }, { app: web });
@@ -198,12 +204,12 @@ describe('test cluster (smoke)', function () {
       expect(ip).to.match(/^\d+\.\d+\.\d+\.\d+$/);
       await waitForPodReady(core, ns, web);
       // (busybox's own `wget -T` crashes in this static build: `timeout` bounds each try.)
-      const script = `for i in $(seq 1 30); do if timeout 3 wget -qO- http://${ip}:80/; then exit 0; fi; sleep 1; done; exit 1`;
+      const script = `for i in $(seq 1 30); do if timeout 3 wget -qO- http://${ip}:80/ && timeout 3 wget -qO- http://${web}.${ns}.svc/; then exit 0; fi; sleep 1; done; exit 1`;
       await core.createNamespacedPod({ namespace: ns, body: shellPod(client, script) });
       const pod = await waitForPodPhase(core, ns, client, ['Succeeded', 'Failed'], 60_000);
       const log = await core.readNamespacedPodLog({ name: client, namespace: ns });
       expect(pod.status?.phase, log).to.equal('Succeeded');
-      expect(log.trim()).to.equal(`served-by-${web}`);
+      expect(log.trim().split('\n').slice(-2)).to.deep.equal([`served-by-${web}`, `served-by-${web}`]);
     } finally {
       await deletePod(core, ns, client);
       await deletePod(core, ns, web);

@@ -36,4 +36,6 @@ mv "$here/kubernetes/go.mod.new" "$here/kubernetes/go.mod"
 (cd "$here/kubernetes" && go mod tidy)
 (cd "$here/etcd" && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" && go mod tidy)
 (cd "$here/helm" && go get "helm.sh/helm/v3@$HELM_VERSION" && go mod tidy)
-log "wrapper modules updated: kubernetes $KUBE_VERSION (staging $staging_version), etcd $ETCD_VERSION, helm $HELM_VERSION"
+(cd "$here/coredns" && go get "github.com/coredns/coredns@$COREDNS_VERSION" "k8s.io/api@$staging_version" \
+  "k8s.io/apimachinery@$staging_version" "k8s.io/client-go@$staging_version" && go mod tidy)
+log "wrapper modules updated: kubernetes $KUBE_VERSION (staging $staging_version), etcd $ETCD_VERSION, helm $HELM_VERSION, coredns $COREDNS_VERSION"
