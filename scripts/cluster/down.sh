@@ -45,8 +45,8 @@ stop_components() {
 }
 stop_component() { stop_components "$1"; }
 
-# Containers: through containerd while it runs, then by their shims and pod cgroups.
-stop_containers() {
+# Containers, through containerd while it runs.
+kill_containers() {
   local ctr=(ctr --address "$CONTAINERD_SOCK" -n k8s.io) id
   if alive containerd && "${ctr[@]}" version >/dev/null 2>&1; then
     for id in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
@@ -60,6 +60,11 @@ stop_containers() {
       "${ctr[@]}" containers delete "$id" >/dev/null 2>&1 || true
     done
   fi
+}
+
+# containerd, then whatever is left: its shims, and processes in the kubelet's pod cgroups.
+stop_containers() {
+  kill_containers
   stop_component containerd
   # Shims of our containerd (each names our socket in its command line).
   local pid
@@ -135,8 +140,11 @@ remove_network() {
 
 down() {
   need_root
-  # The Kubernetes components together, then etcd; containerd after its containers.
-  stop_components kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver
+  # The node and the controllers, then the pods (whose open watches would hold the API
+  # server's graceful shutdown), the API server, etcd, and containerd last.
+  stop_components kube-proxy kubelet kube-scheduler kube-controller-manager
+  kill_containers
+  stop_components kube-apiserver
   stop_components etcd
   stop_containers
   remove_network
