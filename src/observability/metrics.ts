@@ -14,6 +14,7 @@ export class Metrics {
   readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
   readonly httpInFlight: Gauge;
   readonly runDuration: Histogram<'phase'>;
+  readonly logStreamsOpened: Counter;
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
@@ -37,6 +38,11 @@ export class Metrics {
       help: 'Time from a run starting to its end, by final phase.',
       labelNames: ['phase'],
       buckets: [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
+      registers,
+    });
+    this.logStreamsOpened = new Counter({
+      name: 'conveyor_log_streams_opened_total',
+      help: 'Container log streams opened to the Kubernetes API server (one per step container unless a stream broke and resumed).',
       registers,
     });
     new Gauge({

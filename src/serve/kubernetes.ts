@@ -38,7 +38,16 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     return obj === undefined || (isTerminal(obj.status?.phase ?? 'Pending') && obj.status?.logsArchived === true);
   });
   const metrics = new Metrics({ runsByPhase: () => store.countRunsByPhase(), logFollowers: () => hub.followerCount });
-  const controller = new KubernetesController({ kc, namespace, identity: `${hostname()}-${process.pid}`, store, hub, archive, logger });
+  const controller = new KubernetesController({
+    kc,
+    namespace,
+    identity: `${hostname()}-${process.pid}`,
+    store,
+    hub,
+    archive,
+    logger,
+    onLogConnect: () => metrics.logStreamsOpened.inc(),
+  });
 
   const cancel = async (runid: string): Promise<RunRecord> => {
     const run = await store.getRun(runid);

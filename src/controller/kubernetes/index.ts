@@ -25,13 +25,13 @@ export interface KubernetesControllerOptions {
   workers?: number;
   resyncMs?: number;
   leaseName?: string;
+  onLogConnect?: () => void;
 }
 
 export class KubernetesController {
   private readonly o: KubernetesControllerOptions;
   private readonly elector: LeaderElector;
   private informers?: Informers;
-  private runReconciler?: RunReconciler;
 
   constructor(options: KubernetesControllerOptions) {
     this.o = options;
@@ -48,10 +48,6 @@ export class KubernetesController {
 
   get isLeader(): boolean {
     return this.elector.isLeader();
-  }
-
-  get logConnections(): number {
-    return this.runReconciler?.logConnections ?? 0;
   }
 
   start(): void {
@@ -80,8 +76,8 @@ export class KubernetesController {
       events: new EventRecorder(kc, namespace, logger),
       logger,
       requeue: (runid) => runQueue.add(runid),
+      onLogConnect: this.o.onLogConnect,
     });
-    this.runReconciler = runReconciler;
     const pipelineReconciler = new PipelineReconciler({ namespace, informers, store: this.o.store });
 
     const name = (obj: KubernetesObject) => obj.metadata?.name ?? '';

@@ -45,6 +45,7 @@ export interface RunReconcilerOptions {
   logger: Logger;
   // Asks for another reconcile of the run (e.g. when its log collection finished).
   requeue: (runid: string) => void;
+  onLogConnect?: () => void;
 }
 
 function podOver(pod: V1Pod): boolean {
@@ -61,13 +62,6 @@ export class RunReconciler {
     this.o = options;
     this.batch = options.kc.makeApiClient(BatchV1Api);
     this.core = options.kc.makeApiClient(CoreV1Api);
-  }
-
-  // Total log connections opened to the API server, for the benchmark and tests.
-  get logConnections(): number {
-    let n = 0;
-    for (const c of this.collections.values()) n += c.collector.connections;
-    return n;
   }
 
   podOf(runid: string): V1Pod | undefined {
@@ -189,6 +183,7 @@ export class RunReconciler {
       stepNames: stepNamesOf(run.resource, run.spec),
       pod: () => this.podOf(run.runid),
       signal: abort.signal,
+      onConnect: this.o.onLogConnect,
       onBreak: (err, container) => this.o.logger.info({ err, runid: run.runid, container }, 'log stream broke; resuming'),
     });
     const collection: Collection = { collector, abort, finished: false };

@@ -17,6 +17,8 @@ export interface ContainerLogFollowOptions {
   onLine: (line: PodLogLine) => void;
   signal: AbortSignal;
   onBreak?: (err: unknown, attempt: number) => void;
+  // Each log request opened to the API server (one per container, unless a stream broke).
+  onConnect?: () => void;
   backoffMs?: (attempt: number) => number;
   // Opens the log request; replaceable so that tests can cut a real stream mid-run.
   open?: typeof podLogLines;
@@ -34,20 +36,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-export interface FollowResult {
-  connections: number;
-}
-
-export async function followContainerLog(options: ContainerLogFollowOptions): Promise<FollowResult> {
+export async function followContainerLog(options: ContainerLogFollowOptions): Promise<void> {
   const open = options.open ?? podLogLines;
   const backoff = options.backoffMs ?? defaultBackoff;
-  let connections = 0;
   let failures = 0;
   for (;;) {
-    if (options.signal.aborted) return { connections };
+    if (options.signal.aborted) return;
     let clean = false;
     try {
-      connections++;
+      options.onConnect?.();
       options.filter.restart();
       const lines = open(options.kc, {
         namespace: options.namespace,
@@ -63,13 +60,13 @@ export async function followContainerLog(options: ContainerLogFollowOptions): Pr
       }
       clean = true;
     } catch (err) {
-      if (options.signal.aborted) return { connections };
+      if (options.signal.aborted) return;
       // The pod is gone: nothing more can be read, and what was archived is all there is.
-      if (err instanceof LogApiError && err.status === 404) return { connections };
+      if (err instanceof LogApiError && err.status === 404) return;
       // The container has not started yet (or was never created): wait and ask again.
       options.onBreak?.(err, failures);
     }
-    if (clean && (await options.isTerminated())) return { connections };
+    if (clean && (await options.isTerminated())) return;
     await sleep(backoff(failures++), options.signal);
   }
 }

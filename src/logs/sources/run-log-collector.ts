@@ -23,6 +23,7 @@ export interface RunLogCollectorOptions {
   pod: () => V1Pod | undefined;
   signal: AbortSignal;
   onBreak?: (err: unknown, container: string) => void;
+  onConnect?: () => void;
   open?: ContainerLogFollowOptions['open'];
 }
 
@@ -53,7 +54,6 @@ type ContainerState = 'waiting' | 'running' | 'terminated' | 'never';
 export class RunLogCollector {
   private readonly options: RunLogCollectorOptions;
   private changed: () => void = () => undefined;
-  connections = 0;
 
   constructor(options: RunLogCollectorOptions) {
     this.options = options;
@@ -113,7 +113,7 @@ export class RunLogCollector {
       if (observed.state === 'never') return;
       if (!done.executed) this.append(name, 'system', StepMessages.executing(name));
       const pod = this.options.pod()!;
-      const result = await followContainerLog({
+      await followContainerLog({
         kc: this.options.kc,
         namespace: this.options.namespace,
         pod: pod.metadata!.name!,
@@ -124,8 +124,8 @@ export class RunLogCollector {
         signal,
         onBreak: (err) => this.options.onBreak?.(err, name),
         open: this.options.open,
+        onConnect: this.options.onConnect,
       });
-      this.connections += result.connections;
       if (signal.aborted) return;
       const final = this.stateOf(index);
       if (final.state !== 'terminated' || final.exitCode === null) return;
