@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds Conveyor's image from the repository's Dockerfile without a Docker engine, and
-# imports it into the test cluster's containerd as conveyor:dev (npm run cluster:image).
+# imports it into the test cluster's containerd as conveyor:dev, also tagged
+# conveyor:<package.json version> (what the chart's defaults name) (npm run cluster:image).
 #
 #   bash scripts/cluster/image.sh            # build, then import when the cluster runs
 #   bash scripts/cluster/image.sh build      # build only: the tarball in the build cache
@@ -159,7 +160,24 @@ import_app() {
     return 0
   fi
   import_image "$APP_TAR"
-  log "$APP_IMAGE is in the cluster: use it with imagePullPolicy IfNotPresent or Never"
+  # Also as <repository>:<package.json version>, the image the chart's and install.yaml's
+  # defaults name, so they run this build unchanged.
+  local version full
+  version=$(sed -n 's/^  "version": "\([^"]*\)",*$/\1/p' "$REPO_ROOT/package.json" | head -n 1)
+  full=$(normalized "$APP_IMAGE")
+  if [ -n "$version" ] && [ "${full##*:}" != "$version" ]; then
+    ctr --address "${CONTAINERD_ADDRESS:-$CONTAINERD_SOCK}" -n k8s.io images tag --force "$full" "${full%:*}:$version" >/dev/null
+  fi
+  log "$APP_IMAGE (also ${APP_IMAGE%:*}:$version) is in the cluster: use it with imagePullPolicy IfNotPresent or Never"
+}
+
+# NAME:TAG as containerd stores it (docker.io/library/conveyor:dev for conveyor:dev).
+normalized() {
+  local ref=$1 first=${1%%/*}
+  if [[ $ref != */* ]]; then echo "docker.io/library/$ref"
+  elif [[ $first != *.* && $first != *:* && $first != localhost ]]; then echo "docker.io/$ref"
+  else echo "$ref"
+  fi
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
