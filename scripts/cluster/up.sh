@@ -6,7 +6,8 @@
 #
 # Components, each a process of ours with its pid in .cluster/run and its log in .cluster/logs:
 #   containerd (Debian's, with runc and the CNI plugins), etcd, kube-apiserver,
-#   kube-controller-manager, kube-scheduler, kubelet, kube-proxy (iptables mode).
+#   kube-controller-manager, kube-scheduler, kubelet, kube-proxy (iptables mode); and in the
+#   cluster, CoreDNS (kube-system/coredns) as the cluster DNS.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_SCRIPTS/build.sh"
 source "$CLUSTER_SCRIPTS/images.sh"
