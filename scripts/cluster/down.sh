@@ -101,7 +101,8 @@ remove_pod_netns() {
 unmount_under() {
   local base=$1 m
   [ -n "$base" ] && [ "$base" != / ] || return 0
-  for m in $(awk -v b="$base/" 'index($2, b) == 1 { print $2 }' /proc/self/mounts | sort -r); do
+  # (The kubelet bind-mounts its root directory onto itself, so the base itself may be one.)
+  for m in $(awk -v b="$base" '$2 == b || index($2, b "/") == 1 { print $2 }' /proc/self/mounts | sort -r); do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
   done
 }
@@ -149,13 +150,14 @@ down() {
   stop_containers
   remove_network
   unmount_under "$CLUSTER_DIR"
+  unmount_under "$RUN_ROOT/kubelet"
   unmount_under "$RUN_ROOT/containerd"
   # Everything but the logs (and the build cache, which lives elsewhere).
   if [ -d "$CLUSTER_DIR" ]; then
     find "$CLUSTER_DIR" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} + 2>/dev/null \
       || log "could not remove all of $CLUSTER_DIR (still mounted?)"
   fi
-  rm -rf "$RUN_ROOT/containerd" "$RUN_ROOT/containerd.sock" "$RUN_ROOT/containerd.sock.ttrpc"
+  rm -rf "$RUN_ROOT/kubelet" "$RUN_ROOT/containerd" "$RUN_ROOT/containerd.sock" "$RUN_ROOT/containerd.sock.ttrpc"
   if [ -f "$OWNER_FILE" ] && [ "$(cat "$OWNER_FILE")" = "$CLUSTER_DIR" ]; then rm -f "$OWNER_FILE"; fi
   log "cluster stopped; state removed (build cache kept in $CACHE_ROOT)"
 }

@@ -101,6 +101,13 @@ kc() { "$(kube_bin kubectl)" --kubeconfig "$CLUSTER_DIR/kubeconfig" "$@"; }
 
 pidfile() { echo "$CLUSTER_DIR/run/$1.pid"; }
 
+# The kubelet's root directory: .cluster/kubelet, unless the checkout's path is so long that
+# the unix sockets the kubelet makes in it (pod-resources/kubelet.sock, ...) would pass the
+# 107-byte limit; then under /run/conveyor-cluster.
+kubelet_root() {
+  if [ ${#CLUSTER_DIR} -le 56 ]; then echo "$CLUSTER_DIR/kubelet"; else echo "$RUN_ROOT/kubelet"; fi
+}
+
 # alive NAME: the recorded process of component NAME is running.
 alive() {
   local f pid

@@ -399,10 +399,10 @@ start_node_and_controllers() {
     --authentication-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
     --authorization-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --leader-elect=false --profiling=false --v=1
-  mkdir -p "$CLUSTER_DIR/kubelet" "$CLUSTER_DIR/pod-logs"
+  mkdir -p "$(kubelet_root)" "$CLUSTER_DIR/pod-logs"
   start kubelet "$(kube_bin kubelet)" \
     --config="$CONF/kubelet.yaml" --kubeconfig="$CLUSTER_DIR/kubelet.kubeconfig" \
-    --root-dir="$CLUSTER_DIR/kubelet" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" \
+    --root-dir="$(kubelet_root)" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" \
     --pod-infra-container-image="$PAUSE_IMAGE" --v=1
   start kube-proxy "$(kube_bin kube-proxy)" --config="$CONF/kube-proxy.yaml" --v=1
 }
