@@ -38,7 +38,8 @@ export interface StartOptions {
 export async function startServer(options: StartOptions = {}): Promise<BenchServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'conveyor-bench-'));
   // BENCH_SERVER_NODE_ARGS adds node flags to the server only, e.g. "--trace-gc".
-  const nodeArgs: string[] = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  // The same V8 flag as bin/conveyor and `npm start`, so the figures are the product's.
+  const nodeArgs: string[] = ['--max-semi-space-size=8', ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)];
   if (options.cpuProfDir) {
     mkdirSync(options.cpuProfDir, { recursive: true });
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', options.cpuProfDir, '--cpu-prof-name', `${options.label ?? 'server'}-${Date.now()}.cpuprofile`);

@@ -4,24 +4,40 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
+import * as wsModule from 'ws';
 import { WebSocketServer, type WebSocket } from 'ws';
+
+// ws frames our messages with its own Sender (exported at run time, untyped by @types/ws).
+interface FrameOptions {
+  fin: boolean;
+  rsv1: boolean;
+  opcode: number;
+  mask: boolean;
+  readOnly: boolean;
+}
+const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } };
 import { ConveyorError, jsonFrame, seedFrame, type FrameFormat, type LogLine } from '../domain/index.ts';
 import type { ApiDeps } from './context.ts';
 import { logStreamRequest, type LogStreamRequest } from './log-stream-request.ts';
 
 const ROUTE = /^\/drivers\/streams\/logs\/([^/]+)\/([^/]+)\/?$/;
 
-// Frames are built once per line and shared by every client that follows the run.
-const frameCache: Record<FrameFormat, WeakMap<LogLine, string>> = { array: new WeakMap(), json: new WeakMap() };
+// Frames are built once per line object and shared by every client reading that object
+// (the hub's window and its cached archive chunks). Kept on the line itself: a WeakMap keyed
+// by millions of short-lived lines cost the GC more than it saved.
+const frameKeys: Record<FrameFormat, symbol> = { array: Symbol('seedFrame'), json: Symbol('jsonFrame') };
 const framers: Record<FrameFormat, (line: LogLine) => string> = { array: seedFrame, json: jsonFrame };
 
-function frame(format: FrameFormat, line: LogLine): string {
-  let text = frameCache[format].get(line);
-  if (text === undefined) {
-    text = framers[format](line);
-    frameCache[format].set(line, text);
+// A complete unmasked text frame, header and payload, in one Buffer, framed by ws itself.
+function frame(format: FrameFormat, line: LogLine): Buffer {
+  const holder = line as unknown as Record<symbol, Buffer | undefined>;
+  let framed = holder[frameKeys[format]];
+  if (framed === undefined) {
+    const parts = Sender.frame(Buffer.from(framers[format](line)), { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: true });
+    framed = Buffer.concat(parts);
+    holder[frameKeys[format]] = framed;
   }
-  return text;
+  return framed;
 }
 
 function refuse(socket: Duplex, status: number, error: string): void {
@@ -32,17 +48,20 @@ function refuse(socket: Duplex, status: number, error: string): void {
   );
 }
 
-function sendBatch(ws: WebSocket, format: FrameFormat, batch: LogLine[]): Promise<void> {
+// The batch's ready-made frames in one write straight to the socket. ws writes only whole
+// frames itself (pongs, the close, which comes after the last batch), so none interleave.
+function sendBatch(ws: WebSocket, socket: Duplex, format: FrameFormat, batch: LogLine[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const last = batch.length - 1;
-    batch.forEach((line, i) => {
-      if (i < last) ws.send(frame(format, line));
-      else ws.send(frame(format, line), (err) => (err ? reject(err) : resolve()));
-    });
+    if (ws.readyState !== ws.OPEN) return resolve();
+    socket.write(Buffer.concat(batch.map((line) => frame(format, line))), (err) => (err ? reject(err) : resolve()));
   });
 }
 
-async function stream(deps: ApiDeps, ws: WebSocket, request: LogStreamRequest): Promise<void> {
+// A write the kernel takes at once calls back on the same tick; without a turn of the event
+// loop one fast client would be served to the end before any other (and before any request).
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+async function stream(deps: ApiDeps, ws: WebSocket, socket: Duplex, request: LogStreamRequest): Promise<void> {
   const abort = new AbortController();
   ws.once('close', () => abort.abort());
   ws.on('error', () => abort.abort());
@@ -51,7 +70,8 @@ async function stream(deps: ApiDeps, ws: WebSocket, request: LogStreamRequest): 
     for await (const batch of follow) {
       // Waiting for the last frame of a batch to be written is the backpressure: a slow
       // client is served from the archive later instead of piling frames up in memory.
-      await sendBatch(ws, request.format, batch);
+      await sendBatch(ws, socket, request.format, batch);
+      await nextTurn();
       if (abort.signal.aborted) return;
     }
     if (!abort.signal.aborted) ws.close(1000, 'run ended');
@@ -73,7 +93,7 @@ export function attachLogSockets(server: Server, deps: ApiDeps): WebSocketServer
     }
     const query = Object.fromEntries(url.searchParams);
     logStreamRequest(deps, decodeURIComponent(match[2]!), decodeURIComponent(match[1]!), query).then(
-      (request) => wss.handleUpgrade(req, socket, head, (ws) => void stream(deps, ws, request)),
+      (request) => wss.handleUpgrade(req, socket, head, (ws) => void stream(deps, ws, socket, request)),
       (err: Error) => {
         if (err instanceof ConveyorError) refuse(socket, err.status, err.message);
         else {

@@ -87,7 +87,9 @@ export class LocalScheduler {
 
   private async pass(): Promise<void> {
     if (this.active.size >= this.options.concurrency) return;
-    const pending = await this.options.store.runsInPhase('Pending');
+    // Only as many as could start (a launched run stays Pending until it begins executing):
+    // reading every Pending run on each pass made the server slower the longer the queue.
+    const pending = await this.options.store.nextPending(COMMAND_RUNNER, this.options.concurrency);
     for (const run of pending) {
       if (this.stopping || this.active.size >= this.options.concurrency) return;
       if (run.driver !== COMMAND_RUNNER || this.active.has(run.runid)) continue;

@@ -24,6 +24,8 @@ export interface LogHubOptions {
   batchSize?: number;
   // How long an ended run's window stays in memory for followers still catching up.
   retireAfterMs?: number;
+  // How many chunks of batchSize archived lines stay cached for followers to share.
+  archiveChunks?: number;
 }
 
 export interface FollowOptions {
@@ -43,6 +45,10 @@ export class LogHub {
   private readonly batchSize: number;
   private readonly retireAfterMs: number;
   private followers = 0;
+  // Full, aligned chunks of archived lines (seqs k*batchSize+1 .. (k+1)*batchSize), least
+  // recently used first: followers behind the window share one read (and one set of frames).
+  private readonly chunks = new Map<string, LogLine[]>();
+  private readonly maxChunks: number;
 
   constructor(archive: LogArchive, isFinished: (runid: string) => Promise<boolean>, options: LogHubOptions = {}) {
     this.archive = archive;
@@ -50,6 +56,7 @@ export class LogHub {
     this.windowSize = options.windowSize ?? 20_000;
     this.batchSize = options.batchSize ?? 1_000;
     this.retireAfterMs = options.retireAfterMs ?? 30_000;
+    this.maxChunks = options.archiveChunks ?? 32;
   }
 
   get followerCount(): number {
@@ -120,7 +127,27 @@ export class LogHub {
       const start = cursor + 1 - window[0]!.seq;
       return window.slice(start, start + this.batchSize);
     }
-    return this.archive.read(runid, cursor, this.batchSize);
+    return this.readArchived(runid, cursor);
+  }
+
+  private readArchived(runid: string, cursor: number): LogLine[] {
+    const size = this.batchSize;
+    const first = Math.floor(cursor / size) * size;
+    const key = `${runid}:${first}`;
+    let chunk = this.chunks.get(key);
+    if (chunk) {
+      this.chunks.delete(key);
+      this.chunks.set(key, chunk);
+    } else {
+      chunk = this.archive.read(runid, first, size);
+      // Only a full chunk of gap-free seqs is final; anything else is read again next time.
+      if (chunk.length !== size || chunk[0]!.seq !== first + 1 || chunk[size - 1]!.seq !== first + size) {
+        return chunk.filter((l) => l.seq > cursor);
+      }
+      this.chunks.set(key, chunk);
+      if (this.chunks.size > this.maxChunks) this.chunks.delete(this.chunks.keys().next().value!);
+    }
+    return chunk.slice(cursor - first);
   }
 
   // Yields batches of committed lines after `after`, live as they come, and returns once

@@ -50,6 +50,8 @@ export interface Store {
   getRun(runid: string): Promise<RunRecord | undefined>;
   listRuns(filter: RunFilter): Promise<RunPage>;
   runsInPhase(...phases: RunPhase[]): Promise<RunRecord[]>;
+  // The oldest Pending runs of one driver, at most `limit` of them.
+  nextPending(driver: string, limit: number): Promise<RunRecord[]>;
   countRunsByPhase(): Promise<Record<RunPhase, number>>;
   // Read-modify-write of one run; `change` sees the current record and returns the next.
   updateRun(runid: string, change: (run: RunRecord) => RunRecord): Promise<RunRecord>;

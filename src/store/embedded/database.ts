@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS runs (
   reason TEXT, message TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
   steps TEXT NOT NULL, spec TEXT NOT NULL, pipeline TEXT);
 CREATE INDEX IF NOT EXISTS runs_by_resource ON runs (resource, name, ord);
-CREATE INDEX IF NOT EXISTS runs_by_phase ON runs (phase);
+CREATE INDEX IF NOT EXISTS runs_by_phase_ord ON runs (phase, ord);
 CREATE TABLE IF NOT EXISTS driver_pipelines (
   name TEXT PRIMARY KEY, resource TEXT NOT NULL, description TEXT NOT NULL, steps TEXT NOT NULL,
   created_at TEXT NOT NULL, updated_at TEXT NOT NULL);

@@ -251,6 +251,11 @@ export class EmbeddedStore implements Store {
     return (this.db.prepare(`SELECT * FROM runs WHERE phase IN (${marks}) ORDER BY ord`).all(...phases) as Row[]).map(runFromRow);
   }
 
+  async nextPending(driver: string, limit: number): Promise<RunRecord[]> {
+    const rows = this.db.prepare("SELECT * FROM runs WHERE phase = 'Pending' AND driver = ? ORDER BY ord LIMIT ?").all(driver, limit) as Row[];
+    return rows.map(runFromRow);
+  }
+
   async countRunsByPhase(): Promise<Record<RunPhase, number>> {
     const counts = Object.fromEntries(RUN_PHASES.map((p) => [p, 0])) as Record<RunPhase, number>;
     for (const row of this.db.prepare('SELECT phase, count(*) AS n FROM runs GROUP BY phase').all() as Row[]) {

@@ -279,6 +279,10 @@ export class KubernetesStore implements Store {
     return (await this.runs.list(`${Labels.managedBy}=${MANAGED_BY}`)).map(runFromObject).filter((r) => phases.includes(r.phase));
   }
 
+  async nextPending(driver: string, limit: number): Promise<RunRecord[]> {
+    return (await this.runsInPhase('Pending')).filter((r) => r.driver === driver).slice(0, limit);
+  }
+
   async countRunsByPhase(): Promise<Record<RunPhase, number>> {
     const counts = Object.fromEntries(RUN_PHASES.map((p) => [p, 0])) as Record<RunPhase, number>;
     for (const run of await this.runsInPhase(...RUN_PHASES)) counts[run.phase]++;
