@@ -33,6 +33,7 @@ export interface StartOptions {
   // Writes a V8 CPU profile of the server into this directory when it exits.
   cpuProfDir?: string;
   label?: string;
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function startServer(options: StartOptions = {}): Promise<BenchServer> {
@@ -45,7 +46,7 @@ export async function startServer(options: StartOptions = {}): Promise<BenchServ
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', options.cpuProfDir, '--cpu-prof-name', `${options.label ?? 'server'}-${Date.now()}.cpuprofile`);
   }
   const child = spawn(process.execPath, [...nodeArgs, mainScript, 'serve', '--port', '0', '--data-dir', dataDir, ...(options.args ?? [])], {
-    env: { ...process.env, CONVEYOR_LOG_LEVEL: 'info' },
+    env: { ...process.env, CONVEYOR_LOG_LEVEL: 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
