@@ -21,7 +21,8 @@ stop_components() {
     [ -f "$f" ] || continue
     pid=$(cat "$f")
     rm -f "$f"
-    if [ -n "$pid" ] && running "$pid" && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$name"; then
+    # (No `| grep -q` here: with pipefail, grep's early exit can fail the pipeline.)
+    if [ -n "$pid" ] && running "$pid" && [[ $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) == *"$name"* ]]; then
       log "stopping $name (pid $pid)"
       kill -TERM "$pid" 2>/dev/null || true
       pids+=("$pid")
@@ -91,7 +92,7 @@ remove_pod_netns() {
   local ns prefix=${POD_SUBNET%.*}.
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
     case $ns in cni-*) ;; *) continue ;; esac
-    if ip -n "$ns" -4 addr show 2>/dev/null | grep -q "inet $prefix"; then
+    if [[ $(ip -n "$ns" -4 addr show 2>/dev/null) == *"inet $prefix"* ]]; then
       ip netns delete "$ns" 2>/dev/null || { umount "/run/netns/$ns" 2>/dev/null; rm -f "/run/netns/$ns"; }
     fi
   done
@@ -139,8 +140,24 @@ remove_network() {
   fi
 }
 
+# Processes that other cluster scripts started: the ingress controller (ingress.sh), and any
+# other pid file in .cluster/run named after its program.
+stop_extras() {
+  if [ -f "$CLUSTER_DIR/ingress/traefik.pid" ] && [ -f "$CLUSTER_SCRIPTS/ingress.sh" ]; then
+    CONVEYOR_CLUSTER_DIR="$CLUSTER_DIR" bash "$CLUSTER_SCRIPTS/ingress.sh" stop || true
+  fi
+  local f name extras=()
+  for f in "$CLUSTER_DIR"/run/*.pid; do
+    [ -f "$f" ] || continue
+    name=$(basename "$f" .pid)
+    [[ " ${COMPONENTS[*]} " == *" $name "* ]] || extras+=("$name")
+  done
+  [ ${#extras[@]} -eq 0 ] || stop_components "${extras[@]}"
+}
+
 down() {
   need_root
+  stop_extras
   # The node and the controllers, then the pods (whose open watches would hold the API
   # server's graceful shutdown), the API server, etcd, and containerd last.
   stop_components kube-proxy kubelet kube-scheduler kube-controller-manager

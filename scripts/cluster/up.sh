@@ -67,7 +67,7 @@ started() {
 host_packages() {
   local missing=() p
   for p in "${DEB_PACKAGES[@]}"; do
-    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+    [[ $(dpkg-query -W -f '${Status}' "$p" 2>/dev/null) == *"ok installed"* ]] || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && { log "Debian packages present"; return 0; }
   command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get"
@@ -75,6 +75,25 @@ host_packages() {
   # The package lists may be stale or absent on a new machine: refresh them once, first.
   DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+}
+
+# The cluster's ports must be free. A process of ours still holding one (its pid record was
+# lost) is stopped; anyone else's is an error.
+free_ports() {
+  local port pid exe
+  for port in $APISERVER_PORT $ETCD_CLIENT_PORT $ETCD_PEER_PORT 10248 10249 10250 10256 10257 10259; do
+    for pid in $(ss -Htlnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+      exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+      if [[ $exe == "$CACHE_ROOT"/* ]]; then
+        log "port $port: stopping a stray $(basename "$exe") of ours (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+      else
+        die "port $port is in use by pid $pid ($exe); the test cluster needs it"
+      fi
+    done
+  done
 }
 
 wait_apt() {
@@ -461,6 +480,7 @@ up() {
   phase build build_all
   phase host-packages wait_apt "$apt_pid"
   phase images build_images
+  phase free-ports free_ports
   phase host-network host_network
   phase certs make_pki
   phase configs write_configs
