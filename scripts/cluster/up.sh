@@ -16,7 +16,7 @@ source "$CLUSTER_SCRIPTS/down.sh"
 
 LOGS="$CLUSTER_DIR/logs"
 CONF="$CLUSTER_DIR/conf"
-DEB_PACKAGES=(containerd runc containernetworking-plugins busybox-static iptables conntrack openssl)
+DEB_PACKAGES=(containerd runc containernetworking-plugins busybox-static iptables conntrack openssl curl)
 CNI_BIN_DIR=/usr/lib/cni
 
 # --- health --------------------------------------------------------------------------------
@@ -25,6 +25,10 @@ cluster_healthy() {
   local c
   for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
   [ -x "$(kube_bin kubectl)" ] && [ -f "$CLUSTER_DIR/kubeconfig" ] || return 1
+  curl -ksfm 3 https://127.0.0.1:10259/healthz >/dev/null || return 1   # kube-scheduler
+  curl -ksfm 3 https://127.0.0.1:10257/healthz >/dev/null || return 1   # kube-controller-manager
+  curl -sfm 3 http://127.0.0.1:10248/healthz >/dev/null || return 1     # kubelet
+  curl -sfm 3 http://127.0.0.1:10256/healthz >/dev/null || return 1     # kube-proxy
   [ "$(kc get --raw /readyz --request-timeout=5s 2>/dev/null)" = ok ] || return 1
   [ "$(kc get node "$NODE_NAME" --request-timeout=5s \
         -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] && dns_ready
