@@ -45,7 +45,7 @@ export class HttpClient {
 }
 
 export function pipelineResource(name: string, steps: [string, string][]) {
-  return { name, resource: 'pipeline', spec: { image: 'busybox', steps: steps.map(([n, command]) => ({ name: n, command })) } };
+  return { name, resource: 'pipeline', spec: { image: 'jimjuniorb/hello-node:1.2.3', steps: steps.map(([n, command]) => ({ name: n, command })) } };
 }
 
 export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

@@ -69,7 +69,7 @@ export const seedResource = {
 };
 
 export function pipeline(name: string, steps: [string, string][], extra: Record<string, unknown> = {}) {
-  return { name, resource: 'pipeline', spec: { image: 'busybox', steps: steps.map(([n, command]) => ({ name: n, command })), ...extra } };
+  return { name, resource: 'pipeline', spec: { image: 'jimjuniorb/hello-node:1.2.3', steps: steps.map(([n, command]) => ({ name: n, command })), ...extra } };
 }
 
 export async function waitForRun(base: string, runid: string, phases: string[] = ['Succeeded', 'Failed', 'Cancelled'], timeoutMs = 20_000): Promise<any> {
