@@ -45,8 +45,10 @@ export const Reasons = {
   StartFailed: 'StartFailed',
 } as const;
 
+// Pending may end without ever being seen Running: on Kubernetes a quick pod can finish
+// between two observations of it.
 const NEXT: Record<RunPhase, readonly RunPhase[]> = {
-  Pending: ['Pending', 'Running', 'Failed', 'Cancelled'],
+  Pending: ['Pending', 'Running', 'Succeeded', 'Failed', 'Cancelled'],
   Running: ['Running', 'Succeeded', 'Failed', 'Cancelled'],
   Succeeded: [],
   Failed: [],

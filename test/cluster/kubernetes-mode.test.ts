@@ -195,7 +195,6 @@ describe('kubernetes mode under faults', function () {
     await first.kill();
     await sleep(2000);
     const second = await startKubernetesServer(namespace, { dataDir });
-    servers.push(second);
     const { frames } = await collectFrames(`${second.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}?format=json`, 150_000);
     const run = await waitForRun(second.url, res.body.runid, TERMINAL, 60_000);
     expect(run.phase).to.equal('Succeeded');
@@ -205,6 +204,9 @@ describe('kubernetes mode under faults', function () {
     expect(output).to.deep.equal(kubectlLogs(res.body.runid, ['count', 'after']));
     const jobs = await kc.makeApiClient(k8s.BatchV1Api).listNamespacedJob({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` });
     expect(jobs.items).to.have.lengthOf(1);
+    // Stopping releases the controller Lease at once, so the next test's server leads.
+    expect(await second.stop()).to.equal(0);
+    second.cleanup();
   });
 
   it('resumes a log stream cut mid-run without gap or repeat', async () => {

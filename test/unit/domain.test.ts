@@ -115,6 +115,7 @@ describe('domain: run state machine', () => {
   it('moves forward only', () => {
     expect(canTransition('Pending', 'Running')).to.equal(true);
     expect(canTransition('Running', 'Succeeded')).to.equal(true);
+    expect(canTransition('Pending', 'Succeeded'), 'a quick pod can finish between two observations').to.equal(true);
     expect(canTransition('Succeeded', 'Running')).to.equal(false);
     expect(canTransition('Running', 'Pending')).to.equal(false);
     expect(isTerminal('Cancelled')).to.equal(true);
