@@ -18,6 +18,9 @@ export interface Config {
   // Kubernetes mode: the namespace for Conveyor's objects (default: the pod's own, else
   // `default`).
   namespace?: string;
+  // Kubernetes mode: the client's rate limit (requests a second, and the burst above it).
+  kubeQps: number;
+  kubeBurst: number;
 }
 
 export interface ServeFlags {
@@ -68,5 +71,7 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     heartbeatMs: heartbeat ? integer(heartbeat, 'CONVEYOR_SSE_HEARTBEAT_MS', 10) : 15_000,
     logLevel: pick(flags.logLevel, 'log-level', env, 'CONVEYOR_LOG_LEVEL')?.[0] ?? 'info',
     namespace: pick(flags.namespace, 'namespace', env, 'CONVEYOR_NAMESPACE')?.[0],
+    kubeQps: env.CONVEYOR_KUBE_QPS ? integer(env.CONVEYOR_KUBE_QPS, 'CONVEYOR_KUBE_QPS', 1) : 100,
+    kubeBurst: env.CONVEYOR_KUBE_BURST ? integer(env.CONVEYOR_KUBE_BURST, 'CONVEYOR_KUBE_BURST', 1) : 200,
   };
 }

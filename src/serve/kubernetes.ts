@@ -1,12 +1,12 @@
 // Kubernetes mode: state as custom resources, each run a Job, logs followed through the
 // log API into the archive in the data directory.
-import { KubeConfig } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { KubernetesController } from '../controller/kubernetes/index.ts';
 import { COMMAND_RUNNER, ConflictError, NotFoundError, PIPELINE_TYPE, isTerminal, type RunRecord } from '../domain/index.ts';
 import { LogArchive, LogHub } from '../logs/index.ts';
+import { RateLimitedKubeConfig } from '../kube/rate-limited-config.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { EmbeddedStore, openDatabase } from '../store/embedded/index.ts';
 import { KubernetesStore } from '../store/kubernetes/index.ts';
@@ -25,7 +25,7 @@ export function defaultNamespace(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export function kubernetesEngine(config: Config, logger: Logger): Engine {
-  const kc = new KubeConfig();
+  const kc = new RateLimitedKubeConfig({ qps: config.kubeQps, burst: config.kubeBurst });
   // KUBECONFIG, then ~/.kube/config, then the in-cluster service account.
   kc.loadFromDefault();
   const namespace = config.namespace ?? defaultNamespace();
@@ -73,7 +73,7 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     driverFor: (type) => (type === PIPELINE_TYPE ? COMMAND_RUNNER : null),
     requiresImage: true,
     banner: `kubernetes mode: runs are Jobs in namespace ${namespace}`,
-    details: { namespace, cluster: kc.getCurrentCluster()?.server, dataDir: config.dataDir },
+    details: { namespace, cluster: kc.getCurrentCluster()?.server, dataDir: config.dataDir, kubeQps: config.kubeQps, kubeBurst: config.kubeBurst },
     async start() {
       controller.start();
     },
