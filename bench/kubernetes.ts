@@ -133,8 +133,11 @@ async function metric(server: BenchServer, name: string): Promise<number> {
 const results: Record<string, unknown> = {};
 kubectl(['apply', '-f', join(repoRoot, 'manifests', 'crds')]);
 
+const only = process.env.BENCH_ONLY?.split(',');
+const wanted = (name: string) => !only || only.includes(name);
+
 // 1. POST to first log line.
-await withNamespace('bench-first-line', async (namespace) => {
+if (wanted('first-line')) await withNamespace('bench-first-line', async (namespace) => {
   const server = await startServer({ args: ['--mode', 'kubernetes', '--namespace', namespace], env: { KUBECONFIG: kubeconfig } });
   const client = new HttpClient(server.url, 4);
   try {
@@ -156,15 +159,16 @@ await withNamespace('bench-first-line', async (namespace) => {
 });
 
 // 2. A burst of runs until all their Jobs exist.
-await withNamespace('bench-burst', async (namespace) => {
+if (wanted('burst')) await withNamespace('bench-burst', async (namespace) => {
   const started = epochMs();
   for (let i = 0; i < burst; i++) {
-    const job = bareJob(`loop-${i}`, 'true');
-    job.spec!.suspend = true; // the figure is creation; no pods needed
-    await batch.createNamespacedJob({ namespace, body: job });
+    // The same Jobs as Conveyor's (their pods start and load the node alike).
+    await batch.createNamespacedJob({ namespace, body: bareJob(`loop-${i}`, 'true') });
   }
   const loopMs = epochMs() - started;
   await batch.deleteCollectionNamespacedJob({ namespace, labelSelector: 'conveyor-bench=baseline', propagationPolicy: 'Background' });
+  // Let the baseline's pods go before Conveyor's turn, so both start on a quiet node.
+  while ((await core.listNamespacedPod({ namespace, labelSelector: 'conveyor-bench=baseline' })).items.length > 0) await sleep(500);
   const server = await startServer({ args: ['--mode', 'kubernetes', '--namespace', namespace], env: { KUBECONFIG: kubeconfig } });
   const client = new HttpClient(server.url, 32);
   try {
@@ -185,7 +189,7 @@ await withNamespace('bench-burst', async (namespace) => {
 });
 
 // 3. Many followers, one log stream per container.
-await withNamespace('bench-followers', async (namespace) => {
+if (wanted('followers')) await withNamespace('bench-followers', async (namespace) => {
   const server = await startServer({ args: ['--mode', 'kubernetes', '--namespace', namespace], env: { KUBECONFIG: kubeconfig } });
   const client = new HttpClient(server.url, 4);
   try {

@@ -209,6 +209,57 @@ describe('kubernetes mode under faults', function () {
     second.cleanup();
   });
 
+  it('gives each Pipeline generation exactly one Run and one Job under racing writers, two servers and a leader killed mid-way', async () => {
+    const dataDirs = [newDataDir(), newDataDir()];
+    const a = await startKubernetesServer(namespace, { dataDir: dataDirs[0] });
+    const b = await startKubernetesServer(namespace, { dataDir: dataDirs[1] });
+    servers.push(b);
+    const manifest = (name: string, word: string) =>
+      JSON.stringify({ apiVersion: 'conveyor.ci/v1alpha1', kind: 'Pipeline', metadata: { name, namespace }, spec: { image: 'jimjuniorb/hello-node:1.2.3', steps: [{ name: 'say', command: `echo ${word}` }] } });
+    // Writers race: both servers take POSTs while kubectl applies other pipelines and new
+    // generations of the posted ones.
+    const posted = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => request(i % 2 ? b.url : a.url, 'POST', '/resources', pipeline(`race-${i}`, [['say', `echo v1-${i}`]]))),
+    );
+    expect(posted.map((p) => p.status)).to.deep.equal(Array(6).fill(201));
+    for (let i = 0; i < 3; i++) kubectl(['apply', '-f', '-'], manifest(`race-applied-${i}`, 'v1'));
+    for (let i = 0; i < 3; i++) kubectl(['apply', '-f', '-'], manifest(`race-${i}`, 'v2'));
+    await a.kill(); // whichever led, one controller dies mid-way
+    for (let i = 0; i < 3; i++) kubectl(['apply', '-f', '-'], manifest(`race-applied-${i}`, 'v2'));
+    const expected = new Map<string, number>([
+      ...Array.from({ length: 6 }, (_, i) => [`race-${i}`, i < 3 ? 2 : 1] as [string, number]),
+      ...Array.from({ length: 3 }, (_, i) => [`race-applied-${i}`, 2] as [string, number]),
+    ]);
+    const runsOf = (name: string) =>
+      JSON.parse(kubectl(['get', 'runs.conveyor.ci', '-n', namespace, '-l', `conveyor.ci/pipeline=${name}`, '-o', 'json'])).items as {
+        metadata: { name: string };
+        spec: { version: number };
+        status?: { phase?: string };
+      }[];
+    await waitFor('every generation to finish', 200_000, async () => {
+      for (const [name, generations] of expected) {
+        const runs = runsOf(name);
+        if (runs.length < generations || runs.some((r) => !TERMINAL.includes(r.status?.phase ?? ''))) return undefined;
+      }
+      return true;
+    });
+    await sleep(3000); // a late duplicate, if any were coming, would show by now
+    const batchApi = kc.makeApiClient(k8s.BatchV1Api);
+    for (const [name, generations] of expected) {
+      const runs = runsOf(name);
+      expect(runs.map((r) => r.spec.version).sort(), name).to.deep.equal(Array.from({ length: generations }, (_, i) => i + 1));
+      for (const run of runs) {
+        expect(run.status?.phase, `${name} v${run.spec.version}`).to.equal('Succeeded');
+        const jobs = await batchApi.listNamespacedJob({ namespace, labelSelector: `conveyor.ci/run-id=${run.metadata.name}` });
+        expect(jobs.items, `jobs of ${name} v${run.spec.version}`).to.have.lengthOf(1);
+      }
+    }
+    expect(await b.stop()).to.equal(0);
+    servers.splice(servers.indexOf(b), 1);
+    b.cleanup();
+    a.cleanup();
+  });
+
   it('resumes a log stream cut mid-run without gap or repeat', async () => {
     const { host, port } = apiServerAddress(kc);
     const proxy = new FaultyProxy(host, port);

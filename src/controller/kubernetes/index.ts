@@ -114,7 +114,7 @@ export class KubernetesController {
     const resyncMs = this.o.resyncMs ?? 5 * 60_000;
     const stopRunResync = runQueue.resync(() => informers.runs.list(namespace).map(name), resyncMs);
     const stopPipelineResync = pipelineQueue.resync(() => informers.pipelines.list(namespace).map(name), resyncMs);
-    const workers = this.o.workers ?? 8;
+    const workers = this.o.workers ?? 16;
     const running = Promise.all([
       runQueue.run((key) => runReconciler.reconcile(key), { workers }),
       pipelineQueue.run((key) => pipelineReconciler.reconcile(key), { workers: 2 }),

@@ -147,7 +147,6 @@ export class RunReconciler {
       // reconcile whose result the cache had not shown yet.
       if (!isStatus(err, 409)) throw err;
     }
-    await this.o.store.patchRunStatus(run.runid, { jobName: job.metadata!.name! });
   }
 
   // Stops a run's containers without deleting its pod, so the logs stay readable: the

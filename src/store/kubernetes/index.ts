@@ -3,6 +3,7 @@
 // a write sees it; the controller reconciles from its own informers.
 import type { KubeConfig } from '@kubernetes/client-node';
 import {
+  COMMAND_RUNNER,
   ConflictError,
   NotFoundError,
   PIPELINE_TYPE,
@@ -22,7 +23,7 @@ import {
   type RunPhase,
   type RunRecord,
 } from '../../domain/index.ts';
-import { CustomResources, Labels, MANAGED_BY } from '../../drivers/command-runner/kubernetes/names.ts';
+import { CustomResources, Labels, MANAGED_BY, jobNameFor } from '../../drivers/command-runner/kubernetes/names.ts';
 import type { RunFilter, RunListener, RunPage, Store } from '../index.ts';
 import { CustomObjects } from './custom-objects.ts';
 import {
@@ -298,6 +299,7 @@ export class KubernetesStore implements Store {
       const next = change(current);
       assertTransition(current, next.phase);
       obj.status = runStatusOf(next, obj.metadata.generation, obj.status);
+      if (next.driver === COMMAND_RUNNER) obj.status.jobName = jobNameFor(runid);
       try {
         await this.runs.replaceStatus(obj);
         this.emit(runid);
