@@ -5,6 +5,13 @@ import { resolve } from 'node:path';
 
 export type Mode = 'local' | 'kubernetes';
 
+// The Kubernetes client's rate limit (see src/kube/rate-limited-config.ts).
+export interface RateLimit {
+  qps: number;
+  burst: number;
+}
+export const DEFAULT_RATE_LIMIT: RateLimit = { qps: 500, burst: 1000 };
+
 export interface Config {
   mode: Mode;
   host: string;
@@ -71,7 +78,7 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     heartbeatMs: heartbeat ? integer(heartbeat, 'CONVEYOR_SSE_HEARTBEAT_MS', 10) : 15_000,
     logLevel: pick(flags.logLevel, 'log-level', env, 'CONVEYOR_LOG_LEVEL')?.[0] ?? 'info',
     namespace: pick(flags.namespace, 'namespace', env, 'CONVEYOR_NAMESPACE')?.[0],
-    kubeQps: env.CONVEYOR_KUBE_QPS ? integer(env.CONVEYOR_KUBE_QPS, 'CONVEYOR_KUBE_QPS', 1) : 100,
-    kubeBurst: env.CONVEYOR_KUBE_BURST ? integer(env.CONVEYOR_KUBE_BURST, 'CONVEYOR_KUBE_BURST', 1) : 200,
+    kubeQps: env.CONVEYOR_KUBE_QPS ? integer(env.CONVEYOR_KUBE_QPS, 'CONVEYOR_KUBE_QPS', 1) : DEFAULT_RATE_LIMIT.qps,
+    kubeBurst: env.CONVEYOR_KUBE_BURST ? integer(env.CONVEYOR_KUBE_BURST, 'CONVEYOR_KUBE_BURST', 1) : DEFAULT_RATE_LIMIT.burst,
   };
 }

@@ -2,16 +2,14 @@
 // (typed clients, watches, our log requests) asks the KubeConfig to authenticate it first,
 // so a KubeConfig that waits for a token there limits them all in one place. The figures
 // are deliberate: high enough that creation throughput is bounded by the API server (Tekton
-// slowed at its defaults of 5/10 with 100 runs), low enough not to flood it.
+// slowed at its defaults of 5/10 with 100 runs); measured with `npm run bench:cluster`, 100/200
+// made the limiter, not the API server, the bound on a burst of 200 runs.
 import { KubeConfig, type RequestContext } from '@kubernetes/client-node';
 import type * as https from 'node:https';
 
-export interface RateLimit {
-  qps: number;
-  burst: number;
-}
+import { DEFAULT_RATE_LIMIT, type RateLimit } from '../config.ts';
 
-export const DEFAULT_RATE_LIMIT: RateLimit = { qps: 100, burst: 200 };
+export { DEFAULT_RATE_LIMIT, type RateLimit };
 
 // A token bucket: `burst` requests at once, then `qps` a second.
 export class TokenBucket {
