@@ -153,6 +153,13 @@ describe('packaging: kubectl apply -f manifests/install.yaml, for real', functio
     kc = loadKubeConfig();
     core = kc.makeApiClient(k8s.CoreV1Api);
     image = await ensureImage();
+    // Volumes an interrupted run of this suite left behind.
+    const leftovers = await core.listPersistentVolume({ labelSelector: 'conveyor.ci/test-volume=install-bundle' });
+    for (const pv of leftovers.items) {
+      if (pv.status?.phase === 'Bound') continue;
+      await run(kubectlBin(), ['delete', 'pv', pv.metadata!.name!, '--wait=false']);
+      if (isHarnessCluster() && pv.spec?.hostPath?.path?.startsWith(join(tmpdir(), 'conveyor-pv-'))) rmSync(pv.spec.hostPath.path, { recursive: true, force: true });
+    }
     // The bundle installs into `conveyor`: start from none (only one this suite made).
     try {
       const existing = await core.readNamespace({ name: ns });
@@ -194,7 +201,7 @@ describe('packaging: kubectl apply -f manifests/install.yaml, for real', functio
       input: JSON.stringify({
         apiVersion: 'v1',
         kind: 'PersistentVolume',
-        metadata: { name: volume.pv, labels: { 'app.kubernetes.io/part-of': 'conveyor-cluster-tests' } },
+        metadata: { name: volume.pv, labels: { 'app.kubernetes.io/part-of': 'conveyor-cluster-tests', 'conveyor.ci/test-volume': 'install-bundle' } },
         spec: {
           capacity: { storage: '1Gi' },
           accessModes: ['ReadWriteOnce'],
