@@ -2,6 +2,7 @@
 // Reads go to the API server (not an informer cache) so that a client reading right after
 // a write sees it; the controller reconciles from its own informers.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { isDeepStrictEqual } from 'node:util';
 import {
   COMMAND_RUNNER,
   ConflictError,
@@ -191,9 +192,10 @@ export class KubernetesStore implements Store {
       const current = await this.pipelines.get(input.name);
       if (!current) throw new NotFoundError(`resource pipeline/${input.name} not found`);
       const generation = current.metadata.generation ?? 1;
-      if (JSON.stringify(current.spec) === JSON.stringify(input.spec) && (current.metadata.annotations?.[Annotations.driverPipeline] ?? undefined) === input.pipeline) {
+      if (isDeepStrictEqual(current.spec, input.spec) && (current.metadata.annotations?.[Annotations.driverPipeline] ?? undefined) === input.pipeline) {
         // Kubernetes keeps the generation of an unchanged spec, and each generation runs
-        // once: replacing a pipeline with itself starts nothing new.
+        // once: replacing a pipeline with itself starts nothing new. Compared as values: the
+        // API server hands objects back with their keys sorted, not in the client's order.
         const lastRunId = current.status?.lastRunId ?? current.metadata.annotations?.[Annotations.nextRunId];
         const last = lastRunId ? await this.getRun(lastRunId) : undefined;
         if (last) return { resource: pipelineResource(current), run: last };
@@ -276,8 +278,12 @@ export class KubernetesStore implements Store {
     return page;
   }
 
+  // Oldest first (the API server lists by name, i.e. by run id), so that nextPending hands
+  // out the oldest runs, as the embedded store does.
   async runsInPhase(...phases: RunPhase[]): Promise<RunRecord[]> {
-    return (await this.runs.list(`${Labels.managedBy}=${MANAGED_BY}`)).map(runFromObject).filter((r) => phases.includes(r.phase));
+    const key = (r: RunRecord) => `${r.createdAt}|${r.runid}`;
+    const runs = (await this.runs.list(`${Labels.managedBy}=${MANAGED_BY}`)).map(runFromObject).filter((r) => phases.includes(r.phase));
+    return runs.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   }
 
   async nextPending(driver: string, limit: number): Promise<RunRecord[]> {
