@@ -24,14 +24,13 @@ import {
   type RunPhase,
   type RunRecord,
 } from '../../domain/index.ts';
-import { CustomResources, Labels, MANAGED_BY, jobNameFor } from '../../drivers/command-runner/kubernetes/names.ts';
+import { CustomResources, Labels, MANAGED_BY, jobNameFor, resourceObjectName } from '../../drivers/command-runner/kubernetes/names.ts';
 import type { RunFilter, RunListener, RunPage, Store } from '../index.ts';
 import { CustomObjects } from './custom-objects.ts';
 import {
   Annotations,
   RunLabels,
   definitionFromObject,
-  genericObjectName,
   genericResource,
   pipelineResource,
   runFromObject,
@@ -166,7 +165,7 @@ export class KubernetesStore implements Store {
       }
       return pipelineResource(created);
     }
-    const name = genericObjectName(input.resource, input.name);
+    const name = resourceObjectName(input.resource, input.name);
     const spec: GenericResourceSpec = { type: input.resource, spec: input.spec, version: 1, ...(input.pipeline ? { pipeline: input.pipeline } : {}) };
     let created;
     try {
@@ -216,7 +215,7 @@ export class KubernetesStore implements Store {
       await this.ensureRun({ ...run, version: updated.metadata.generation ?? generation + 1 }, updated.metadata.uid!);
       return { resource: pipelineResource(updated), run: { ...run, version: updated.metadata.generation ?? generation + 1 } };
     }
-    const name = genericObjectName(input.resource, input.name);
+    const name = resourceObjectName(input.resource, input.name);
     const current = await this.resources.get(name);
     if (!current) throw new NotFoundError(`resource ${input.resource}/${input.name} not found`);
     const version = current.spec.version + 1;
@@ -237,7 +236,7 @@ export class KubernetesStore implements Store {
       const run = runs[0];
       return run ? pipelineResource(obj, version, run.spec.pipelineSpec) : undefined;
     }
-    const obj = await this.resources.get(genericObjectName(type, name));
+    const obj = await this.resources.get(resourceObjectName(type, name));
     if (!obj) return undefined;
     const resource = genericResource(obj);
     if (version === undefined || version === resource.metadata.version) return resource;
@@ -253,7 +252,7 @@ export class KubernetesStore implements Store {
 
   async deleteResource(type: string, name: string): Promise<void> {
     if (type === PIPELINE_TYPE) await this.pipelines.delete(name);
-    else await this.resources.delete(genericObjectName(type, name));
+    else await this.resources.delete(resourceObjectName(type, name));
   }
 
   async getRun(runid: string): Promise<RunRecord | undefined> {

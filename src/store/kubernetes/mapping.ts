@@ -12,7 +12,7 @@ import {
   type RunRecord,
   type StepStatus,
 } from '../../domain/index.ts';
-import { API_VERSION, GROUP, Labels, MANAGED_BY } from '../../drivers/command-runner/kubernetes/names.ts';
+import { API_VERSION, GROUP, Labels, MANAGED_BY, parseResourceObjectName } from '../../drivers/command-runner/kubernetes/names.ts';
 import type { CustomObject, ObjectMeta } from './custom-objects.ts';
 
 export const Annotations = {
@@ -202,7 +202,7 @@ export function pipelineResource(obj: PipelineObject, version = obj.metadata.gen
 
 export function genericResource(obj: GenericResourceObject): Resource {
   const resource: Resource = {
-    name: obj.metadata.name.slice(obj.spec.type.length + 1),
+    name: parseResourceObjectName(obj.metadata.name)?.name ?? obj.metadata.name,
     resource: obj.spec.type,
     spec: obj.spec.spec,
     metadata: { version: obj.spec.version, createdAt: iso(obj.metadata.creationTimestamp), updatedAt: obj.metadata.annotations?.[Annotations.createdAt] ?? iso(obj.metadata.creationTimestamp) },
@@ -211,7 +211,6 @@ export function genericResource(obj: GenericResourceObject): Resource {
   return resource;
 }
 
-export const genericObjectName = (type: string, name: string) => `${type}.${name}`;
 
 // The run id of generation `generation` of the object with `uid`, when no writer chose one.
 export function runIdForGeneration(uid: string, generation: number): string {
