@@ -135,6 +135,13 @@ describe('packaging: helm install of the chart, for real', function () {
     const jobs = await batch.listNamespacedJob({ namespace: ns, labelSelector: `conveyor.ci/run-id=${runid}` });
     expect(jobs.items).to.have.length(1);
   });
+
+  it('did all that within its Role: no request of the server was forbidden', async () => {
+    const log = await kubectl(['logs', '-n', ns, `deployment/${fullname}`]);
+    expect(log).to.match(/controller caches synced/);
+    const forbidden = log.split('\n').filter((line) => /forbidden|\b403\b/i.test(line));
+    expect(forbidden, forbidden.join('\n')).to.deep.equal([]);
+  });
 });
 
 describe('packaging: kubectl apply -f manifests/install.yaml, for real', function () {
