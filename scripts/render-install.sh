@@ -2,6 +2,7 @@
 # Renders manifests/install.yaml, the plain-manifest install bundle, from the Helm chart with
 # its default values: a Namespace `conveyor`, the CRDs (the chart's crds/), and everything the
 # chart's templates render (no test hook). One source of truth: edit the chart, then rerun.
+# It first copies manifests/crds/ into the chart's crds/, so a CRD change needs only a rerun.
 #
 #   bash scripts/render-install.sh            # rewrite manifests/install.yaml
 #   bash scripts/render-install.sh --check    # exit 1 (with a diff) when the file is stale
@@ -76,6 +77,10 @@ if [ "$mode" = check ]; then
   echo "render-install: manifests/install.yaml is up to date" >&2
   exit 0
 fi
+
+# The chart ships the CRDs of manifests/crds/ (the source of truth), byte for byte.
+rm -f "$chart"/crds/*.yaml
+cp "$root"/manifests/crds/*.yaml "$chart/crds/"
 
 mkdir -p "$(dirname "$out")"
 render > "$out.tmp"

@@ -46,9 +46,9 @@ describe('helm chart', () => {
   it('ships exactly the CRDs of manifests/crds/, byte for byte', () => {
     const want = readdirSync(join(root, 'manifests', 'crds')).sort();
     const have = readdirSync(join(chart, 'crds')).sort();
-    expect(have).to.deep.equal(want);
+    expect(have, 'run scripts/render-install.sh to copy manifests/crds/ into the chart').to.deep.equal(want);
     for (const file of want) {
-      expect(read(chart, 'crds', file), `charts/conveyor/crds/${file} differs from manifests/crds/${file}: copy it over`).to.equal(read(root, 'manifests', 'crds', file));
+      expect(read(chart, 'crds', file), `charts/conveyor/crds/${file} differs from manifests/crds/${file}: run scripts/render-install.sh`).to.equal(read(root, 'manifests', 'crds', file));
     }
   });
 
