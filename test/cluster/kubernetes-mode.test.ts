@@ -236,13 +236,18 @@ describe('kubernetes mode under faults', function () {
         spec: { version: number };
         status?: { phase?: string };
       }[];
-    await waitFor('every generation to finish', 200_000, async () => {
-      for (const [name, generations] of expected) {
-        const runs = runsOf(name);
-        if (runs.length < generations || runs.some((r) => !TERMINAL.includes(r.status?.phase ?? ''))) return undefined;
-      }
-      return true;
-    });
+    try {
+      await waitFor('every generation to finish', 150_000, async () => {
+        for (const [name, generations] of expected) {
+          const runs = runsOf(name);
+          if (runs.length < generations || runs.some((r) => !TERMINAL.includes(r.status?.phase ?? ''))) return undefined;
+        }
+        return true;
+      });
+    } catch (err) {
+      const state = [...expected.keys()].map((name) => `${name}: ${runsOf(name).map((r) => `v${r.spec.version}=${r.status?.phase ?? '-'}`).join(' ')}`);
+      throw new Error(`${(err as Error).message}\n${state.join('\n')}\nserver b:\n${b.output.slice(-30).join('\n')}`);
+    }
     await sleep(3000); // a late duplicate, if any were coming, would show by now
     const batchApi = kc.makeApiClient(k8s.BatchV1Api);
     for (const [name, generations] of expected) {
