@@ -1,10 +1,11 @@
 // Least privilege, checked on the real API server (issue 6, point 6): the chart's
 // ServiceAccount may do what the server does in its own namespace, and nothing else: no
 // secrets, no nodes, no role bindings, no other namespace. `kubectl auth can-i --as` asks the
-// authorizer; one request is also made with the account's own token.
+// authorizer; one request is also made with the account's own token. The release runs in a
+// namespace enforcing the `restricted` Pod Security Standard.
 import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { chartDir, deleteNamespaceAndWait, diagnostics, ensureImage, helm, helmBin, imageValues, kubectl, kubectlBin, run } from './support/install.ts';
+import { chartDir, deleteNamespaceAndWait, diagnostics, ensureImage, helm, helmBin, imageValues, kubectl, kubectlBin, run, waitForDeployment } from './support/install.ts';
 import { createTestNamespace, loadKubeConfig, tokenKubeConfig } from './support/kube.ts';
 
 describe('packaging: least privilege of the server account', function () {
@@ -21,7 +22,15 @@ describe('packaging: least privilege of the server account', function () {
     const image = await ensureImage();
     ns = await createTestNamespace(kc.makeApiClient(k8s.CoreV1Api), 'conveyor-rbac');
     as = `system:serviceaccount:${ns}:${account}`;
-    await helm(['install', release, chartDir, '-n', ns, ...imageValues(image), '--set', 'persistence.enabled=false']);
+    // The strictest Pod Security Standard: the server's pod must be admitted under it.
+    await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
+    await helm(['install', release, chartDir, '-n', ns, ...imageValues(image), '--set', 'persistence.enabled=false', '--wait', '--timeout', '120s'], { timeoutMs: 150_000 });
+  });
+
+  it('runs its server pod in a namespace that enforces the restricted Pod Security Standard', async () => {
+    await waitForDeployment(kc, ns, account);
+    const events = await kubectl(['get', 'events', '-n', ns, '-o', 'jsonpath={range .items[*]}{.message}{"\\n"}{end}']);
+    expect(events).to.not.match(/violates PodSecurity/);
   });
 
   afterEach(async function () {
