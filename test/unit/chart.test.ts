@@ -83,6 +83,13 @@ describe('helm chart', () => {
     ['added capabilities', (v) => (v.securityContext.capabilities.add = ['NET_ADMIN'])],
     ['capabilities not all dropped', (v) => (v.securityContext.capabilities.drop = ['NET_RAW'])],
     ['an unconfined seccomp profile', (v) => (v.securityContext.seccompProfile.type = 'Unconfined')],
+    ['a misspelt security key', (v) => (v.securityContext.readOnlyRootFileSystem = true)],
+    ['a misspelt pod security key', (v) => (v.podSecurityContext.runAsNonroot = true)],
+    ['allowPrivilegeEscalation left out', (v) => delete v.securityContext.allowPrivilegeEscalation],
+    ['capabilities left out', (v) => delete v.securityContext.capabilities],
+    ['the dropped capabilities left out', (v) => delete v.securityContext.capabilities.drop],
+    ['the container seccomp profile left out', (v) => delete v.securityContext.seccompProfile],
+    ['runAsNonRoot left out of the pod', (v) => delete v.podSecurityContext.runAsNonRoot],
     ['an env var without a name', (v) => (v.server.extraEnv = [{ value: 'x' }])],
     ['a fullnameOverride that is no DNS label', (v) => (v.fullnameOverride = 'Conveyor_Server')],
   ];
