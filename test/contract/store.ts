@@ -25,6 +25,7 @@ import { v4 as uuidv4 } from 'uuid';
 import { planRun } from '../../src/api/resource-runs.ts';
 import type { ApiDeps } from '../../src/api/context.ts';
 import {
+  BadRequestError,
   COMMAND_RUNNER,
   ConflictError,
   NotFoundError,
@@ -567,6 +568,11 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         const first = await store.listRuns({ resource: type, limit: 4 });
         const again = await store.listRuns({ resource: type, limit: 4 });
         expect(again, 'the same request, the same page').to.deep.equal(first);
+        // A token the store did not issue is the client's mistake (400), never an empty page.
+        for (const forged of ['not-a-token', 'MTIz']) {
+          const refused = await store.listRuns({ resource: type, limit: 4, continue: forged }).then(() => undefined, (err: unknown) => err);
+          expect(refused, `continue "${forged}"`).to.be.instanceOf(BadRequestError);
+        }
 
         expect(await store.listRuns({ resource: type, name: unique('nobody'), limit: 5 })).to.deep.equal({ items: [] });
         expect(await store.listRuns({ resource: unique('no-such-type'), limit: 5 })).to.deep.equal({ items: [] });

@@ -15,7 +15,8 @@ function limitParam(raw: unknown): number {
 function continueParam(raw: unknown): string | undefined {
   if (raw === undefined) return undefined;
   const value = String(raw);
-  if (!/^\d+$/.test(value)) throw new BadRequestError(`continue "${value}" is not a token this server issued`);
+  // The token's meaning is the store's (each store checks its own); here only its alphabet.
+  if (!/^[A-Za-z0-9_=-]{1,512}$/.test(value)) throw new BadRequestError(`continue "${value}" is not a token this server issued`);
   return value;
 }
 

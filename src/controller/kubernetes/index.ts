@@ -28,10 +28,17 @@ export interface KubernetesControllerOptions {
   onLogConnect?: () => void;
 }
 
+/** Resolves once `signal` aborts, at once if it already has. */
+function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
 export class KubernetesController {
   private readonly o: KubernetesControllerOptions;
   private readonly elector: LeaderElector;
   private informers?: Informers;
+  private previousTerm: Promise<void> = Promise.resolve();
 
   constructor(options: KubernetesControllerOptions) {
     this.o = options;
@@ -40,7 +47,7 @@ export class KubernetesController {
       name: options.leaseName ?? 'conveyor-controller',
       namespace: options.namespace,
       identity: options.identity,
-      onStartedLeading: (signal) => this.lead(signal),
+      onStartedLeading: (signal) => this.leadAfterPreviousTerm(signal),
       onNewLeader: (identity) => options.logger.info({ leader: identity }, 'controller leader'),
       onError: (err) => options.logger.warn({ err }, 'leader election'),
     });
@@ -56,6 +63,14 @@ export class KubernetesController {
 
   async stop(): Promise<void> {
     await this.elector.stop();
+  }
+
+  // A term lost and won again quickly must not overlap the one before: two sets of workers
+  // and log collectors in one process would reconcile twice and archive lines twice.
+  private leadAfterPreviousTerm(signal: AbortSignal): Promise<void> {
+    const term = this.previousTerm.then(() => (signal.aborted ? undefined : this.lead(signal)));
+    this.previousTerm = term.catch(() => undefined);
+    return term;
   }
 
   // Runs until `signal` aborts (leadership lost or stop): informers, queues, workers.
@@ -108,7 +123,12 @@ export class KubernetesController {
     watchAll(informers.jobs, enqueueOwner);
     watchAll(informers.pods, onPod);
     for (const informer of Object.values(informers)) informer.start();
-    await Promise.all(Object.values(informers).map((i) => i.waitForSync()));
+    await Promise.race([Promise.all(Object.values(informers).map((i) => i.waitForSync())), untilAborted(signal)]);
+    if (signal.aborted) {
+      // Leadership was lost while the caches synced: reconcile nothing.
+      await Promise.all(Object.values(informers).map((i) => i.stop()));
+      return;
+    }
     logger.info('controller caches synced; reconciling');
 
     const resyncMs = this.o.resyncMs ?? 5 * 60_000;
@@ -119,7 +139,7 @@ export class KubernetesController {
       runQueue.run((key) => runReconciler.reconcile(key), { workers }),
       pipelineQueue.run((key) => pipelineReconciler.reconcile(key), { workers: 2 }),
     ]);
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    await untilAborted(signal);
     stopRunResync();
     stopPipelineResync();
     runReconciler.shutdown();

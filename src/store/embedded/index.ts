@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { DatabaseSync } from 'node:sqlite';
 import { v4 as uuidv4 } from 'uuid';
 import {
+  BadRequestError,
   ConflictError,
   NotFoundError,
   RUN_PHASES,
@@ -236,6 +237,7 @@ export class EmbeddedStore implements Store {
       params.push(filter.name);
     }
     if (filter.continue) {
+      if (!/^\d+$/.test(filter.continue)) throw new BadRequestError(`continue "${filter.continue}" is not a token this server issued`);
       where.push('ord < ?');
       params.push(Number(filter.continue));
     }

@@ -5,6 +5,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import {
   COMMAND_RUNNER,
+  BadRequestError,
   ConflictError,
   NotFoundError,
   PIPELINE_TYPE,
@@ -269,6 +270,7 @@ export class KubernetesStore implements Store {
     const key = (r: RunRecord) => `${r.createdAt}|${r.runid}`;
     all.sort((a, b) => key(b).localeCompare(key(a)));
     const cursor = filter.continue ? Buffer.from(filter.continue, 'base64url').toString() : undefined;
+    if (cursor !== undefined && !/^[^|]+\|[0-9a-f-]{36}$/.test(cursor)) throw new BadRequestError(`continue "${filter.continue}" is not a token this server issued`);
     const start = cursor ? all.findIndex((r) => key(r) < cursor) : 0;
     const rest = start < 0 ? [] : all.slice(start);
     const items = rest.slice(0, filter.limit);
