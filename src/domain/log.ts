@@ -46,7 +46,25 @@ export const StepMessages = {
   executing: (name: string) => `Executing step: ${name}`,
   completed: () => 'Step completed successfully',
   failed: (code: number) => `Step failed with exit code ${code}`,
+  // A step killed because its run was stopped from outside (`runMessage`: RunStopMessages).
+  stopped: (runMessage: string) => `Step stopped (${runMessage.toLowerCase()})`,
+  // Before the steps of a retry (a Job's next pod) run again from the first.
+  retrying: (attempt: number) => `Retrying: attempt ${attempt}`,
 };
+
+// The last line of a run stopped from outside, by why it was stopped (a Reasons value).
+export const RunStopMessages: Readonly<Record<'Cancelled' | 'Interrupted' | 'DeadlineExceeded', string>> = {
+  Cancelled: 'Run cancelled',
+  Interrupted: 'Run interrupted: the server shut down before the run finished',
+  DeadlineExceeded: 'Run timed out',
+};
+
+/** The attempt a `StepMessages.retrying` line opens, else undefined. */
+export function retryAttemptOf(line: Pick<LogLine, 'step' | 'stream' | 'message'>): number | undefined {
+  if (line.step !== null || line.stream !== 'system') return undefined;
+  const match = /^Retrying: attempt (\d+)$/.exec(line.message);
+  return match ? Number(match[1]) : undefined;
+}
 
 // Date.now() has millisecond precision; a per-process counter keeps stamps strictly
 // increasing so that two lines of one millisecond still sort in arrival order.

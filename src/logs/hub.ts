@@ -104,6 +104,17 @@ export class LogHub {
     }
   }
 
+  /** The run's newest line, committed or not, else undefined. */
+  lastLine(runid: string): LogLine | undefined {
+    this.flush();
+    const seq = this.archive.lastSeq(runid);
+    return seq > 0 ? this.archive.read(runid, seq - 1, 1)[0] : undefined;
+  }
+
+  hasEnded(runid: string): boolean {
+    return this.runs.get(runid)?.ended === true;
+  }
+
   // Marks the end of a run's log: followers drain what is committed and then finish.
   end(runid: string): void {
     const log = this.state(runid);

@@ -204,7 +204,7 @@ describe('manifests/install.yaml (committed render of the chart)', () => {
       ].sort(),
     );
     expect([...granted.get('/pods')!].sort()).to.deep.equal(['list', 'patch', 'watch']);
-    expect([...granted.get('batch/jobs')!].sort()).to.deep.equal(['create', 'list', 'patch', 'watch']);
+    expect([...granted.get('batch/jobs')!].sort()).to.deep.equal(['create', 'get', 'list', 'patch', 'watch']);
     expect([...granted.get('/events')!]).to.deep.equal(['create']);
     expect([...granted.get('/pods/log')!]).to.deep.equal(['get']);
     expect(granted.get('batch/jobs')!.has('delete')).to.equal(false);

@@ -2,9 +2,9 @@
 // back from the Job and its pod, keeps the pod's log collected, and, once the run is over
 // and every line is archived, ends its log and lets the pod go. Level-based: it acts on
 // what it observes now, so running it twice, or after a restart, changes nothing.
-import { BatchV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { COMMAND_RUNNER, Reasons, isTerminal, type RunRecord } from '../../domain/index.ts';
+import { COMMAND_RUNNER, Reasons, RunStopMessages, isTerminal, type RunRecord } from '../../domain/index.ts';
 import {
   API_VERSION,
   CustomResources,
@@ -15,7 +15,7 @@ import {
   runOutcome,
 } from '../../drivers/command-runner/kubernetes/index.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
-import { RunLogCollector } from '../../logs/sources/run-log-collector.ts';
+import { RunLogCollector, attemptsInArchive } from '../../logs/sources/run-log-collector.ts';
 import { isStatus } from '../../store/kubernetes/custom-objects.ts';
 import type { KubernetesStore } from '../../store/kubernetes/index.ts';
 import { runFromObject, stepNamesOf, type RunObject } from '../../store/kubernetes/mapping.ts';
@@ -24,12 +24,14 @@ import type { EventRecorder } from './events.ts';
 import type { Informers } from './informers.ts';
 
 const STOP_LINES: Record<string, string> = {
-  [Reasons.Cancelled]: 'Run cancelled',
-  [Reasons.DeadlineExceeded]: 'Run timed out',
+  [Reasons.Cancelled]: RunStopMessages.Cancelled,
+  [Reasons.DeadlineExceeded]: RunStopMessages.DeadlineExceeded,
 };
 
 interface Collection {
   collector: RunLogCollector;
+  // The attempt (1-based: the Job's pods oldest first) whose log this collects.
+  attempt: number;
   abort: AbortController;
   finished: boolean;
 }
@@ -64,9 +66,16 @@ export class RunReconciler {
     this.core = options.kc.makeApiClient(CoreV1Api);
   }
 
-  podOf(runid: string): V1Pod | undefined {
+  // The run's pods, oldest first: one per attempt (a Job with retries makes a new pod for
+  // each). Ties of the second-granular creation time fall back to the name.
+  podsOf(runid: string): V1Pod[] {
     const pods = this.o.informers.pods.list(this.o.namespace).filter((p) => p.metadata?.labels?.[Labels.runId] === runid);
-    return pods.sort((a, b) => String(b.metadata?.creationTimestamp).localeCompare(String(a.metadata?.creationTimestamp)))[0];
+    const key = (p: V1Pod) => `${new Date(p.metadata?.creationTimestamp ?? 0).toISOString()}|${p.metadata?.name}`;
+    return pods.sort((a, b) => key(a).localeCompare(key(b)));
+  }
+
+  podOf(runid: string): V1Pod | undefined {
+    return this.podsOf(runid).at(-1);
   }
 
   podChanged(runid: string): void {
@@ -77,6 +86,9 @@ export class RunReconciler {
     const obj = this.o.informers.runs.get(runid, this.o.namespace);
     if (!obj) {
       this.stopCollection(runid);
+      // A deleted Run takes its log with it: its pods must not wait for an archive that
+      // no reconcile will complete. The cache may only lag, so ask the API server.
+      if (this.podsOf(runid).length > 0 && !(await this.o.store.getRun(runid))) await this.releasePods(runid);
       return;
     }
     const run = runFromObject(obj);
@@ -92,10 +104,26 @@ export class RunReconciler {
 
     if (!job && !isTerminal(run.phase)) {
       if (cancel) return this.finish(obj, run, { phase: 'Cancelled', reason: Reasons.Cancelled, message: 'cancelled before it started' });
-      await this.createJob(obj, run);
-      return;
+      if (!pod && run.phase === 'Pending') {
+        await this.createJob(obj, run);
+        return;
+      }
+      // The run got under way, so its Job was made and is gone now (or the cache lags).
+      // Making it again would run the steps a second time: the run fails instead.
+      if (await this.jobExists(runid)) return; // its event requeues this run
+      const next: RunRecord = {
+        ...run,
+        phase: 'Failed',
+        reason: 'JobDeleted',
+        message: `its Job ${jobNameFor(runid)} was deleted before the run ended`,
+        finishedAt: new Date().toISOString(),
+        steps: run.steps.map((s) => (s.phase === 'Running' ? { ...s, phase: 'Cancelled' } : s.phase === 'Pending' ? { ...s, phase: 'Skipped' } : s)),
+      };
+      await this.o.store.updateRun(runid, () => next);
+      this.recordTransition(obj, run, next);
+      return; // the Run's change requeues it: its log is then completed and ended
     }
-    if (cancel && !isTerminal(run.phase)) await this.stop(runid, job?.spec?.suspend === true, pod);
+    if (cancel && !isTerminal(run.phase)) await this.stop(runid, job, pod);
     if (pod) this.ensureCollection(run);
 
     const stepNames = stepNamesOf(run.resource, run.spec);
@@ -125,6 +153,16 @@ export class RunReconciler {
     await this.finalizeLog(next);
   }
 
+  private async jobExists(runid: string): Promise<boolean> {
+    try {
+      await this.batch.readNamespacedJob({ name: jobNameFor(runid), namespace: this.o.namespace });
+      return true;
+    } catch (err) {
+      if (isStatus(err, 404)) return false;
+      throw err;
+    }
+  }
+
   private async createJob(obj: RunObject, run: RunRecord): Promise<void> {
     let job;
     try {
@@ -151,7 +189,17 @@ export class RunReconciler {
 
   // Stops a run's containers without deleting its pod, so the logs stay readable: the
   // pod's own deadline makes the kubelet kill them (the Job's would delete the pod).
-  private async stop(runid: string, suspended: boolean, pod: V1Pod | undefined): Promise<void> {
+  private async stop(runid: string, job: V1Job | undefined, pod: V1Pod | undefined): Promise<void> {
+    // With retries left the Job would replace the stopped pod at once: allow no more
+    // failures than it has seen, so the stopped pod's failure is its last.
+    const failedSoFar = job?.status?.failed ?? 0;
+    if (job && (job.spec?.backoffLimit ?? 0) > failedSoFar) {
+      await this.batch.patchNamespacedJob(
+        { name: jobNameFor(runid), namespace: this.o.namespace, body: { spec: { backoffLimit: failedSoFar } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    }
+    const suspended = job?.spec?.suspend === true;
     if (pod && !podOver(pod) && pod.spec?.activeDeadlineSeconds !== 1) {
       await this.core.patchNamespacedPod(
         { name: pod.metadata!.name!, namespace: this.o.namespace, body: { spec: { activeDeadlineSeconds: 1 } } },
@@ -168,8 +216,16 @@ export class RunReconciler {
     }
   }
 
+  // Keeps one collector on the run's log: for the attempt the archive ends in when none
+  // runs yet (a fresh server resumes there), then for each later attempt in turn, so a
+  // retry's lines follow the lines of the try before, each once.
   private ensureCollection(run: RunRecord): void {
-    if (this.collections.has(run.runid)) return;
+    const existing = this.collections.get(run.runid);
+    if (existing && !existing.finished) return;
+    const pods = this.podsOf(run.runid);
+    const attempt = existing ? existing.attempt + 1 : Math.min(attemptsInArchive(this.o.archive.query({ runid: run.runid })), pods.length);
+    if (attempt > pods.length || attempt < 1) return;
+    const podName = pods[attempt - 1]!.metadata!.name!;
     const abort = new AbortController();
     const collector = new RunLogCollector({
       kc: this.o.kc,
@@ -180,12 +236,14 @@ export class RunReconciler {
       pipeline: run.name,
       driver: run.driver,
       stepNames: stepNamesOf(run.resource, run.spec),
-      pod: () => this.podOf(run.runid),
+      attempt,
+      pod: () => this.podsOf(run.runid).find((p) => p.metadata?.name === podName),
+      stopMessage: () => this.stopMessageOf(run.runid),
       signal: abort.signal,
       onConnect: this.o.onLogConnect,
       onBreak: (err, container) => this.o.logger.info({ err, runid: run.runid, container }, 'log stream broke; resuming'),
     });
-    const collection: Collection = { collector, abort, finished: false };
+    const collection: Collection = { collector, abort, attempt, finished: false };
     this.collections.set(run.runid, collection);
     collector
       .collect()
@@ -194,6 +252,14 @@ export class RunReconciler {
         collection.finished = true;
         if (!abort.signal.aborted) this.o.requeue(run.runid);
       });
+  }
+
+  // Why the run is being stopped from outside, as its last line will say, if it is.
+  private stopMessageOf(runid: string): string | undefined {
+    if (this.o.informers.runs.get(runid, this.o.namespace)?.spec.cancelRequested === true) return RunStopMessages.Cancelled;
+    const job = this.o.informers.jobs.get(jobNameFor(runid), this.o.namespace);
+    const failed = job?.status?.conditions?.find((c) => (c.type === 'Failed' || c.type === 'FailureTarget') && c.status === 'True');
+    return failed?.reason === 'DeadlineExceeded' ? RunStopMessages.DeadlineExceeded : undefined;
   }
 
   private stopCollection(runid: string): void {
@@ -211,10 +277,13 @@ export class RunReconciler {
   }
 
   // Every line is in the archive: say how the run was stopped (if it was), end the log so
-  // followers close, release the pod, and record that the archive is complete.
+  // followers close, release the pod, and record that the archive is complete. A retry of
+  // this (a failed release, a restart before logsArchived was written) adds nothing twice.
   private async finalizeLog(run: RunRecord): Promise<void> {
     const stopLine = run.reason ? STOP_LINES[run.reason] : undefined;
-    if (stopLine) this.o.hub.append(run.runid, { driver: run.driver, pipeline: run.name, step: null, stream: 'system', message: stopLine });
+    const last = this.o.hub.lastLine(run.runid);
+    const stopWritten = last !== undefined && last.step === null && last.stream === 'system' && last.message === stopLine;
+    if (stopLine && !stopWritten && !this.o.hub.hasEnded(run.runid)) this.o.hub.append(run.runid, { driver: run.driver, pipeline: run.name, step: null, stream: 'system', message: stopLine });
     this.o.hub.end(run.runid);
     await this.releasePods(run.runid);
     await this.o.store.patchRunStatus(run.runid, { logsArchived: true });

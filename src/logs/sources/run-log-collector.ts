@@ -3,7 +3,7 @@
 // clients follow the run. It resumes where the archive ends, so a server restart neither
 // loses nor repeats a line.
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
-import { StepMessages, type LogLine } from '../../domain/index.ts';
+import { StepMessages, retryAttemptOf, type LogLine } from '../../domain/index.ts';
 import { stepStatusesFromPod } from '../../drivers/command-runner/kubernetes/index.ts';
 import type { LogArchive } from '../archive.ts';
 import type { LogHub } from '../hub.ts';
@@ -19,8 +19,12 @@ export interface RunLogCollectorOptions {
   pipeline: string;
   driver: string;
   stepNames: string[];
-  // The run's newest pod as last observed (informer cache), undefined once it is gone.
+  // Which try of the run this is: 1, then one more for each pod a retry of the Job made.
+  attempt: number;
+  // This attempt's pod as last observed (informer cache), undefined once it is gone.
   pod: () => V1Pod | undefined;
+  // When the run is being stopped from outside (cancel, timeout): its RunStopMessages line.
+  stopMessage?: () => string | undefined;
   signal: AbortSignal;
   onBreak?: (err: unknown, container: string) => void;
   onConnect?: () => void;
@@ -33,11 +37,20 @@ export interface StepProgress {
   lastOutput?: { ts: string; messages: string[] };
 }
 
-// What the archive already holds for each step: whether its header and its result were
-// written, and the last output timestamp with the lines stamped with it.
-export function progressFromArchive(lines: LogLine[], stepNames: string[]): Map<string, StepProgress> {
+/** How many attempts the archive has lines of (1 until a retry's first line). */
+export function attemptsInArchive(lines: LogLine[]): number {
+  return lines.reduce((n, line) => Math.max(n, retryAttemptOf(line) ?? 1), 1);
+}
+
+// What the archive already holds for each step of one attempt (the lines after that
+// attempt's retry line): whether its header and its result were written, and the last
+// output timestamp with the lines stamped with it.
+export function progressFromArchive(lines: LogLine[], stepNames: string[], attempt = 1): Map<string, StepProgress> {
   const progress = new Map<string, StepProgress>(stepNames.map((n) => [n, { executed: false, finished: false }]));
+  let current = 1;
   for (const line of lines) {
+    current = retryAttemptOf(line) ?? current;
+    if (current !== attempt) continue;
     const step = line.step === null ? undefined : progress.get(line.step);
     if (!step) continue;
     if (line.stream === 'system') {
@@ -99,8 +112,10 @@ export class RunLogCollector {
 
   // Resolves when every step that ran has its lines and result in the hub (or on abort).
   async collect(): Promise<void> {
-    const { stepNames, archive, runid, signal } = this.options;
-    const progress = progressFromArchive(archive.query({ runid }), stepNames);
+    const { stepNames, archive, runid, signal, attempt } = this.options;
+    const archived = archive.query({ runid });
+    if (attempt > 1 && attemptsInArchive(archived) < attempt) this.append(null, 'system', StepMessages.retrying(attempt));
+    const progress = progressFromArchive(archived, stepNames, attempt);
     for (const [index, name] of stepNames.entries()) {
       const done = progress.get(name)!;
       if (done.finished) continue;
@@ -131,7 +146,9 @@ export class RunLogCollector {
       if (final.state !== 'terminated' || final.exitCode === null) return;
       if (final.exitCode === 0) this.append(name, 'system', StepMessages.completed());
       else {
-        this.append(name, 'system', StepMessages.failed(final.exitCode));
+        // A step killed by a stop says so, as in local mode, not that it failed.
+        const stop = this.options.stopMessage?.();
+        this.append(name, 'system', stop ? StepMessages.stopped(stop) : StepMessages.failed(final.exitCode));
         return;
       }
     }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import {
   COMMAND_RUNNER,
   Reasons,
+  RunStopMessages,
   StepMessages,
   resultMessage,
   skipUnstarted,
@@ -27,11 +28,7 @@ export interface LocalRunnerOptions {
 // Why a run was stopped from outside; `Cancelled` ends it Cancelled, anything else Failed.
 export type StopReason = typeof Reasons.Cancelled | typeof Reasons.Interrupted | typeof Reasons.DeadlineExceeded;
 
-const STOP_MESSAGES: Record<StopReason, string> = {
-  Cancelled: 'Run cancelled',
-  Interrupted: 'Run interrupted: the server shut down before the run finished',
-  DeadlineExceeded: 'Run timed out',
-};
+const STOP_MESSAGES: Record<StopReason, string> = RunStopMessages;
 
 export class LocalCommandRunner {
   readonly driver = COMMAND_RUNNER;
@@ -95,7 +92,7 @@ export class LocalCommandRunner {
         const finishedAt = new Date().toISOString();
         if (outcome.aborted) {
           stopped = signal.reason as StopReason;
-          this.log(run, step.name, 'system', `Step stopped (${STOP_MESSAGES[stopped].toLowerCase()})`);
+          this.log(run, step.name, 'system', StepMessages.stopped(STOP_MESSAGES[stopped]));
           run = await this.setStep(run.runid, index, { phase: 'Cancelled', exitCode: outcome.exitCode, finishedAt });
           break;
         }
