@@ -129,11 +129,56 @@ describe('kubernetes mode', function () {
     expect(cancel.status).to.equal(202);
     const { frames: got, closeCode } = await frames;
     expect(closeCode).to.equal(1000);
-    expect(messagesOf(got)).to.include('started');
-    expect(messagesOf(got).at(-1)).to.equal('Run cancelled');
+    expect(messagesOf(got)).to.deep.equal(['Executing step: long', 'started', 'Step stopped (run cancelled)', 'Run cancelled']);
     const run = await waitForRun(server.url, res.body.runid, TERMINAL, 60_000);
     expect(run).to.include({ phase: 'Cancelled' });
     expect(run.steps.map((s: any) => s.phase)).to.deep.equal(['Cancelled', 'Skipped']);
+    await archived(res.body.runid);
+    const pods = (await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` })).items;
+    expect(pods, 'the pod stays, with its stopped container').to.have.lengthOf(1);
+    expect(pods[0]!.metadata!.deletionTimestamp).to.equal(undefined);
+    expect(pods[0]!.status!.initContainerStatuses!.find((c) => c.name === 'long')!.state!.terminated).to.not.equal(undefined);
+  });
+
+  it('retries a failing run in a new pod and archives every attempt, each once and in order', async () => {
+    const res = await request(server.url, 'POST', '/resources', pipeline('k8s-retry', [['flaky', 'echo try; exit 4']], { retries: 1 }));
+    const { frames, closeCode } = await collectFrames(ws(res.body.runid), 150_000);
+    expect(closeCode).to.equal(1000);
+    const once = ['Executing step: flaky', 'try', 'Step failed with exit code 4'];
+    expect(messagesOf(frames)).to.deep.equal([...once, 'Retrying: attempt 2', ...once]);
+    const run = await waitForRun(server.url, res.body.runid, TERMINAL, 60_000);
+    expect(run).to.include({ phase: 'Failed' });
+    expect(await jobsOf(res.body.runid)).to.have.lengthOf(1);
+    const pods = await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` });
+    expect(pods.items, 'one pod per attempt').to.have.lengthOf(2);
+  });
+
+  it('cancels a run with retries left: no retry pod starts after the stop', async () => {
+    const res = await request(server.url, 'POST', '/resources', pipeline('k8s-cancel-retries', [['long', 'echo started; sleep 120']], { retries: 3 }));
+    const frames = collectFrames(ws(res.body.runid), 120_000);
+    await waitFor('the step to print', 90_000, async () => ((await request(server.url, 'GET', `/logs?runid=${res.body.runid}`)).body.some((l: any) => l.message === 'started') ? true : undefined));
+    expect((await request(server.url, 'POST', `/runs/${res.body.runid}/cancel`)).status).to.equal(202);
+    const { frames: got } = await frames;
+    expect(messagesOf(got)).to.deep.equal(['Executing step: long', 'started', 'Step stopped (run cancelled)', 'Run cancelled']);
+    expect((await waitForRun(server.url, res.body.runid, TERMINAL, 60_000)).phase).to.equal('Cancelled');
+    await sleep(12_000); // longer than the Job controller's first retry backoff (10 s)
+    const pods = await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` });
+    expect(pods.items, 'no retry pod').to.have.lengthOf(1);
+  });
+
+  it('fails a run whose Job is deleted mid-run instead of running its steps again', async () => {
+    const res = await request(server.url, 'POST', '/resources', pipeline('k8s-job-deleted', [['long', 'echo started; sleep 120'], ['after', 'echo never']]));
+    await waitFor('the step to print', 90_000, async () => ((await request(server.url, 'GET', `/logs?runid=${res.body.runid}`)).body.some((l: any) => l.message === 'started') ? true : undefined));
+    const [job] = await jobsOf(res.body.runid);
+    await batch.deleteNamespacedJob({ name: job!.metadata!.name!, namespace, propagationPolicy: 'Background' });
+    const run = await waitForRun(server.url, res.body.runid, TERMINAL, 90_000);
+    expect(run).to.include({ phase: 'Failed', reason: 'JobDeleted' });
+    expect(run.steps.map((s: any) => s.phase)).to.deep.equal(['Cancelled', 'Skipped']);
+    const { frames, closeCode } = await collectFrames(ws(res.body.runid), 60_000);
+    expect(closeCode).to.equal(1000);
+    expect(messagesOf(frames).slice(0, 2)).to.deep.equal(['Executing step: long', 'started']);
+    await sleep(3000);
+    expect(await jobsOf(res.body.runid), 'no second Job').to.have.lengthOf(0);
   });
 
   it('fails a run past timeoutSeconds with DeadlineExceeded and keeps the lines written so far', async () => {
