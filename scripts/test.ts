@@ -1,6 +1,8 @@
 // Runs test tiers with mocha's programmatic API and closes with the one line CI reads:
 // `N passed, N failed` (plus `, N skipped` when any test was pending).
 // Usage: node scripts/test.ts [unit] [integration] [cluster]   (default: unit integration)
+// The cluster tier also runs the integration scenarios that do not depend on local
+// processes against servers in Kubernetes mode (CONVEYOR_TEST_MODE=kubernetes).
 import Mocha from 'mocha';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -25,8 +27,14 @@ const mocha = new Mocha({
   reporter: process.env.CONVEYOR_TEST_REPORTER ?? 'spec',
   grep: process.env.CONVEYOR_TEST_GREP,
 });
+// Integration files whose scenarios hold in both modes, unchanged.
+const BOTH_MODES = ['api.test.ts', 'logs.test.ts', 'openapi.test.ts'];
 for (const tier of selected) {
   for (const file of testFiles(join(root, 'test', tier))) mocha.addFile(file);
+}
+if (selected.includes('cluster') && !selected.includes('integration')) {
+  process.env.CONVEYOR_TEST_MODE = 'kubernetes';
+  for (const file of BOTH_MODES) mocha.addFile(join(root, 'test', 'integration', file));
 }
 await mocha.loadFilesAsync();
 const runner = mocha.run();

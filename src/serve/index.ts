@@ -15,8 +15,15 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+// Logs go to stdout through Node's own stream, not pino's default sonic-boom: when the
+// reader of stdout is gone (`npm start | head`, a dead log shipper), sonic-boom's exit
+// flush retries EPIPE forever and SIGTERM never ends the process. A log nobody reads is
+// dropped instead.
 export function createLogger(level: string): Logger {
-  return pino({ level, base: { service: 'conveyor' } });
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+  return pino({ level, base: { service: 'conveyor' } }, process.stdout);
 }
 
 export async function serve(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {

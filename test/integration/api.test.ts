@@ -2,9 +2,9 @@
 // broadcast messages, health, metrics, the OpenAPI document, and every kind of bad input.
 import { expect } from 'chai';
 import { request, pipeline, seedResource, waitForRun } from '../support/http.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { inMode, startServer, type TestServer } from '../support/server.ts';
 
-describe('API surface (local mode)', () => {
+describe(inMode('API surface'), () => {
   let server: TestServer;
   const call = (method: string, path: string, body?: unknown) => request(server.url, method, path, body);
   before(async () => {

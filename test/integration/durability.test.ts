@@ -78,6 +78,17 @@ describe('durability (local mode)', () => {
     }
   });
 
+  it('on SIGTERM exits 0 even when nothing reads its log any more (stdout a broken pipe)', async () => {
+    const server = await startServer({ dataDir: dataDir() });
+    server.process.stdout!.destroy(); // the reader of the server's stdout goes away
+    // Each request logs a line, which now meets EPIPE.
+    for (let i = 0; i < 20; i++) expect((await request(server.url, 'GET', '/ping')).status).to.equal(200);
+    const exited = server.stop();
+    const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running after 10 s'), 10_000))]);
+    if (code !== 0) await server.kill();
+    expect(code).to.equal(0);
+  });
+
   it('on SIGTERM lets a running run finish, closes cleanly and exits 0', async () => {
     const server = await startServer({ dataDir: dataDir() });
     const res = await request(server.url, 'POST', '/resources', pipeline('drained', [['short', 'sleep 0.5; echo done']]));

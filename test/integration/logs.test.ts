@@ -5,9 +5,9 @@ import { expect } from 'chai';
 import WebSocket from 'ws';
 import { collectFrames, pipeline, request, waitForRun } from '../support/http.ts';
 import { readSse } from '../support/sse.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { inMode, startServer, type TestServer } from '../support/server.ts';
 
-describe('logs (local mode)', () => {
+describe(inMode('logs'), () => {
   let server: TestServer;
   before(async () => {
     server = await startServer({ env: { CONVEYOR_SSE_HEARTBEAT_MS: '100' } });

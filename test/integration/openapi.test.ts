@@ -7,7 +7,7 @@ import { LogArchive, LogHub } from '../../src/logs/index.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
 import { EmbeddedStore, openDatabase } from '../../src/store/embedded/index.ts';
 import { request } from '../support/http.ts';
-import { newDataDir, startServer, type TestServer } from '../support/server.ts';
+import { inMode, newDataDir, startServer, type TestServer } from '../support/server.ts';
 import { rmSync } from 'node:fs';
 
 function servedRoutes(): string[] {
@@ -37,7 +37,7 @@ function servedRoutes(): string[] {
   return [...routes].sort();
 }
 
-describe('OpenAPI document', () => {
+describe(inMode('OpenAPI document'), () => {
   let server: TestServer;
   before(async () => {
     server = await startServer();

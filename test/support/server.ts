@@ -1,5 +1,7 @@
-// Starts the real server (`conveyor serve`, local mode) as a child process on a free port
-// with its own data directory, the way a user runs it.
+// Starts the real server (`conveyor serve`) as a child process on a free port with its own
+// data directory, the way a user runs it: in local mode, or, when the cluster tier runs the
+// integration scenarios (CONVEYOR_TEST_MODE=kubernetes), in Kubernetes mode in a namespace
+// of its own on the test cluster, so that each server leads its own controller.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,14 +31,38 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+export type ServerMode = 'local' | 'kubernetes';
+
+export function serverMode(): ServerMode {
+  return process.env.CONVEYOR_TEST_MODE === 'kubernetes' ? 'kubernetes' : 'local';
+}
+
+/** A suite's title with the mode its servers run in, e.g. `logs (kubernetes mode)`. */
+export function inMode(title: string): string {
+  return `${title} (${serverMode()} mode)`;
+}
+
+// What a server started in the test's mode needs beyond the caller's flags.
+async function modeTarget(args: string[]): Promise<{ args: string[]; env: NodeJS.ProcessEnv; cleanup: () => void }> {
+  if (serverMode() === 'local' || args.includes('--mode')) return { args: [], env: {}, cleanup: () => undefined };
+  const cluster = await import('../cluster/support/namespaces.ts');
+  const namespace = await cluster.createScenarioNamespace();
+  return {
+    args: ['--mode', 'kubernetes', '--namespace', namespace],
+    env: { KUBECONFIG: cluster.kubeconfigPath() },
+    cleanup: () => cluster.deleteScenarioNamespace(namespace),
+  };
+}
+
 export function newDataDir(): string {
   return mkdtempSync(join(tmpdir(), 'conveyor-test-'));
 }
 
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? newDataDir();
-  const child = spawn(process.execPath, [mainScript, 'serve', '--port', '0', '--data-dir', dataDir, ...(options.args ?? [])], {
-    env: { ...process.env, CONVEYOR_LOG_LEVEL: 'info', ...options.env },
+  const target = await modeTarget(options.args ?? []);
+  const child = spawn(process.execPath, [mainScript, 'serve', '--port', '0', '--data-dir', dataDir, ...target.args, ...(options.args ?? [])], {
+    env: { ...process.env, CONVEYOR_LOG_LEVEL: 'info', ...target.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
@@ -79,6 +105,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     },
     cleanup() {
       rmSync(dataDir, { recursive: true, force: true });
+      target.cleanup();
     },
   };
 }

@@ -1,0 +1,36 @@
+// Namespaces for the integration scenarios when the cluster tier runs them in Kubernetes
+// mode: one per server, with the CRDs in place. Deleting is synchronous (kubectl), so that
+// a test's cleanup() stays a plain call.
+import * as k8s from '@kubernetes/client-node';
+import { execFileSync } from 'node:child_process';
+import { installCrds } from './conveyor.ts';
+import { createTestNamespace, kubeconfigPath, kubectlPath, loadKubeConfig } from './kube.ts';
+
+export { kubeconfigPath } from './kube.ts';
+
+function kubectl(args: string[]): string {
+  return execFileSync(kubectlPath() ?? 'kubectl', args, { encoding: 'utf8', env: { ...process.env, KUBECONFIG: kubeconfigPath() } });
+}
+
+let crdsInstalled: Promise<void> | undefined;
+
+export async function createScenarioNamespace(): Promise<string> {
+  const kc = loadKubeConfig();
+  crdsInstalled ??= installCrds(kc);
+  await crdsInstalled;
+  return createTestNamespace(kc.makeApiClient(k8s.CoreV1Api), 'conveyor-it');
+}
+
+// Pods keep Conveyor's log finalizer until their log is archived; a server stopped before
+// that must not leave the namespace stuck deleting.
+export function deleteScenarioNamespace(name: string): void {
+  const pods = kubectl(['get', 'pods', '-n', name, '-o', 'name']).split('\n').filter(Boolean);
+  for (const pod of pods) {
+    try {
+      kubectl(['patch', '-n', name, pod, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+    } catch {
+      // gone already
+    }
+  }
+  kubectl(['delete', 'namespace', name, '--wait=false']);
+}
