@@ -1,7 +1,7 @@
 // The upstream API surface: definitions, resources and versions, driver pipelines,
 // broadcast messages, health, metrics, the OpenAPI document, and every kind of bad input.
 import { expect } from 'chai';
-import { request, pipeline, seedResource, waitForRun } from '../support/http.ts';
+import { collectFrames, request, pipeline, seedResource, waitForRun } from '../support/http.ts';
 import { inMode, startServer, type TestServer } from '../support/server.ts';
 
 describe(inMode('API surface'), () => {
@@ -241,6 +241,17 @@ describe(inMode('API surface'), () => {
       expect(text).to.match(/conveyor_runs\{phase="Succeeded"\} [1-9]/);
       expect(text).to.match(/conveyor_run_duration_seconds_count\{phase="Succeeded"\} [1-9]/);
       expect(text).to.match(/conveyor_log_followers 0/);
+    });
+
+    it('counts live log followers while they follow', async () => {
+      const res = await call('POST', '/resources', pipeline('followed', [['wait', 'sleep 3']]));
+      const followers = [0, 1].map(() => collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}`, 60_000));
+      const followed = async () => /conveyor_log_followers 2/.test((await call('GET', '/metrics')).body);
+      const deadline = Date.now() + 10_000;
+      while (!(await followed()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await followed(), 'two followers counted').to.equal(true);
+      await Promise.all(followers);
+      expect((await call('GET', '/metrics')).body).to.match(/conveyor_log_followers 0/);
     });
 
     it('sends a request id back', async () => {

@@ -17,6 +17,16 @@ describe('seed tutorial (local mode)', () => {
     server.cleanup();
   });
 
+  it('refuses a body over the default limit of 1 MiB with 413, storing nothing', async () => {
+    const big = { ...seedResource, name: 'too-big', spec: { ...seedResource.spec, steps: [{ name: 'x', command: 'x'.repeat(1024 * 1024) }] } };
+    const res = await request(server.url, 'POST', '/resources/', big);
+    expect(res.status).to.equal(413);
+    expect(res.body.error).to.match(/larger than the limit of 1048576 bytes/);
+    expect((await request(server.url, 'GET', '/resources/pipeline/too-big')).status).to.equal(404);
+    const below = { ...big, name: 'just-below', spec: { ...big.spec, steps: [{ name: 'x', command: `: ${'x'.repeat(1000 * 1000)}` }] } };
+    expect((await request(server.url, 'POST', '/resources/', below)).status, 'a body just under the limit').to.equal(201);
+  });
+
   it('says at start-up that it runs in local mode and does not use step images', () => {
     expect(server.output.join('\n')).to.match(/local mode: steps run as local processes and step images are not used/);
   });
