@@ -26,6 +26,16 @@ describe('kubernetes mode', function () {
     return (await batch.listNamespacedJob({ namespace, labelSelector: `conveyor.ci/run-id=${runid}` })).items;
   }
 
+  // The Kubernetes Events about a Run as "<type> <reason>", sorted, once there are `count`.
+  async function eventsOf(runid: string, count: number): Promise<string[]> {
+    return waitFor(`${count} events of run ${runid}`, 30_000, async () => {
+      const list = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Run,involvedObject.name=${runid}` });
+      // Stamps are whole seconds, so one run's events often tie: compare them as a set.
+      const events = list.items.map((e) => `${e.type} ${e.reason}`).sort();
+      return events.length >= count ? events : undefined;
+    });
+  }
+
   async function archived(runid: string): Promise<void> {
     await waitFor(`run ${runid} logs archived`, 60_000, async () => {
       const obj = JSON.parse(kubectl(['get', 'runs.conveyor.ci', runid, '-n', namespace, '-o', 'json'])) as { status?: { logsArchived?: boolean } };
@@ -73,6 +83,7 @@ describe('kubernetes mode', function () {
     expect(run).to.include({ phase: 'Succeeded', driver: 'command-runner' });
     expect(run.steps.map((s: any) => s.phase)).to.deep.equal(['Succeeded', 'Succeeded', 'Succeeded']);
     expect(await jobsOf(res.body.runid)).to.have.lengthOf(1);
+    expect(await eventsOf(res.body.runid, 3)).to.deep.equal(['Normal JobCreated', 'Normal Started', 'Normal Succeeded']);
   });
 
   it('fails at a failing middle step: exit code recorded, later step Skipped and never run', async () => {
@@ -82,6 +93,7 @@ describe('kubernetes mode', function () {
     const run = await waitForRun(server.url, res.body.runid, TERMINAL, 60_000);
     expect(run).to.include({ phase: 'Failed', reason: 'StepFailed' });
     expect(run.steps.map((s: any) => [s.phase, s.exitCode])).to.deep.equal([['Succeeded', 0], ['Failed', 3], ['Skipped', null]]);
+    expect(await eventsOf(res.body.runid, 3)).to.deep.equal(['Normal JobCreated', 'Normal Started', 'Warning Failed']);
     const pods = await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` });
     const main = pods.items[0]!.status!.containerStatuses!.find((c) => c.name === 'third');
     expect(main?.state?.running, 'the last step never ran').to.equal(undefined);

@@ -312,8 +312,13 @@ export class RunReconciler {
 
   private recordTransition(obj: RunObject, before: RunRecord, after: RunRecord): void {
     if (before.phase === after.phase) return;
-    if (after.phase === 'Running') this.o.events.record(obj, 'Normal', 'Started', `run started: step ${after.steps.find((s) => s.phase === 'Running')?.name ?? ''}`);
-    else if (after.phase === 'Succeeded') this.o.events.record(obj, 'Normal', 'Succeeded', after.message ?? 'Pipeline executed successfully');
+    // A quick pod can take a run from Pending straight to its end: it started all the same.
+    const started = before.phase === 'Pending' && after.phase !== 'Cancelled' && after.startedAt !== null;
+    if (started) {
+      const step = after.steps.find((s) => s.phase === 'Running')?.name ?? after.steps[0]?.name ?? '';
+      this.o.events.record(obj, 'Normal', 'Started', `run started: step ${step}`);
+    }
+    if (after.phase === 'Succeeded') this.o.events.record(obj, 'Normal', 'Succeeded', after.message ?? 'Pipeline executed successfully');
     else if (after.phase === 'Failed') this.o.events.record(obj, 'Warning', 'Failed', after.message ?? 'run failed');
     else if (after.phase === 'Cancelled') this.o.events.record(obj, 'Normal', 'Cancelled', after.message ?? 'run cancelled');
   }
