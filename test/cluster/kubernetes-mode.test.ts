@@ -133,6 +133,20 @@ describe('kubernetes mode', function () {
     expect(messagesOf(after.frames)).to.include.members(['1', '5']);
   });
 
+  it('keeps every line a pod printed when the pod is deleted mid-run (the log finalizer holds it)', async () => {
+    const res = await request(server.url, 'POST', '/resources', pipeline('k8s-pod-deleted', [['count', 'for i in $(seq 1 200); do echo line-$i; sleep 0.1; done']]));
+    await waitFor('some lines', 90_000, async () => ((await request(server.url, 'GET', `/logs?runid=${res.body.runid}`)).body.length > 10 ? true : undefined));
+    const [pod] = (await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` })).items;
+    await core.deleteNamespacedPod({ name: pod!.metadata!.name!, namespace, gracePeriodSeconds: 1 });
+    const run = await waitForRun(server.url, res.body.runid, TERMINAL, 90_000);
+    expect(run.phase).to.equal('Failed');
+    await archived(res.body.runid);
+    const output = (await request(server.url, 'GET', `/logs?runid=${res.body.runid}`)).body.filter((l: any) => l.stream === 'stdout').map((l: any) => l.message);
+    expect(output.length).to.be.above(10);
+    expect(output, 'every line up to the kill, each once').to.deep.equal(Array.from({ length: output.length }, (_, i) => `line-${i + 1}`));
+    await waitFor('the pod released and gone', 30_000, async () => ((await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` })).items.length === 0 ? true : undefined));
+  });
+
   it('cancels a running run: containers stop, the pod stays, the run ends Cancelled with its logs', async () => {
     const res = await request(server.url, 'POST', '/resources', pipeline('k8s-cancel', [['long', 'echo started; sleep 120'], ['after', 'echo never']]));
     const frames = collectFrames(ws(res.body.runid), 120_000);
@@ -247,12 +261,18 @@ describe('kubernetes mode under faults', function () {
   it('finishes a run whose server was killed with SIGKILL mid-run: one Job, logs equal kubectl logs, no gap, no repeat', async () => {
     const dataDir = newDataDir();
     const first = await startKubernetesServer(namespace, { dataDir });
-    const res = await request(first.url, 'POST', '/resources', pipeline('killed-server', [['count', 'for i in $(seq 1 30); do echo line-$i; sleep 0.2; done'], ['after', 'echo tail-line']]));
+    // Long enough (about 24 s) that the step still runs when the second server, once the
+    // killed one's Lease has expired (15 s), takes over its log mid-stream.
+    const res = await request(first.url, 'POST', '/resources', pipeline('killed-server', [['count', 'for i in $(seq 1 120); do echo line-$i; sleep 0.2; done'], ['after', 'echo tail-line']]));
     await waitFor('some lines', 90_000, async () => ((await request(first.url, 'GET', `/logs?runid=${res.body.runid}`)).body.length > 5 ? true : undefined));
     await first.kill();
     await sleep(2000);
     const second = await startKubernetesServer(namespace, { dataDir });
     const { frames } = await collectFrames(`${second.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}?format=json`, 150_000);
+    const finished = Date.parse((await request(second.url, 'GET', `/runs/${res.body.runid}`)).body.steps[0].finishedAt);
+    const tookOver = second.output.map((l) => { try { return JSON.parse(l) as { msg?: string; time?: number }; } catch { return {}; } }).find((l) => l.msg === 'controller caches synced; reconciling')?.time;
+    expect(tookOver, 'the new server led').to.be.a('number');
+    expect(tookOver!, 'it took over while the step still ran').to.be.below(finished);
     const run = await waitForRun(second.url, res.body.runid, TERMINAL, 60_000);
     expect(run.phase).to.equal('Succeeded');
     const seqs = seqsOf(frames);
