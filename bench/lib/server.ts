@@ -34,6 +34,8 @@ export interface StartOptions {
   cpuProfDir?: string;
   label?: string;
   env?: NodeJS.ProcessEnv;
+  // Sees every line the server writes to stdout (its JSON log), however many.
+  onLine?: (line: string) => void;
 }
 
 export async function startServer(options: StartOptions = {}): Promise<BenchServer> {
@@ -68,6 +70,7 @@ export async function startServer(options: StartOptions = {}): Promise<BenchServ
     createInterface({ input: child.stdout! }).on('line', (line) => {
       output.push(line);
       if (output.length > 200) output.shift();
+      options.onLine?.(line);
       if (process.env.BENCH_SERVER_ECHO) process.stderr.write(`server ${child.pid}: ${line}\n`);
       try {
         const entry = JSON.parse(line) as { url?: string; level?: number };

@@ -240,7 +240,10 @@ export class RunReconciler {
       pod: () => this.podsOf(run.runid).find((p) => p.metadata?.name === podName),
       stopMessage: () => this.stopMessageOf(run.runid),
       signal: abort.signal,
-      onConnect: this.o.onLogConnect,
+      onConnect: (container) => {
+        this.o.onLogConnect?.();
+        this.o.logger.debug({ runid: run.runid, attempt, container }, 'log stream opened');
+      },
       onBreak: (err, container) => this.o.logger.info({ err, runid: run.runid, container }, 'log stream broke; resuming'),
     });
     const collection: Collection = { collector, abort, attempt, finished: false };

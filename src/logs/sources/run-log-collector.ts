@@ -27,7 +27,8 @@ export interface RunLogCollectorOptions {
   stopMessage?: () => string | undefined;
   signal: AbortSignal;
   onBreak?: (err: unknown, container: string) => void;
-  onConnect?: () => void;
+  // A log connection to `container` was opened (a first one, or a resume after a break).
+  onConnect?: (container: string) => void;
   open?: ContainerLogFollowOptions['open'];
 }
 
@@ -139,7 +140,7 @@ export class RunLogCollector {
         signal,
         onBreak: (err) => this.options.onBreak?.(err, name),
         open: this.options.open,
-        onConnect: this.options.onConnect,
+        onConnect: () => this.options.onConnect?.(name),
       });
       if (signal.aborted) return;
       const final = this.stateOf(index);
