@@ -47,6 +47,7 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     archive,
     logger,
     onLogConnect: () => metrics.logStreamsOpened.inc(),
+    onRunFinished: (run) => metrics.observeRunFinished(run),
   });
 
   const cancel = async (runid: string): Promise<RunRecord> => {

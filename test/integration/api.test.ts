@@ -146,7 +146,7 @@ describe(inMode('API surface'), () => {
 
     it('answers 409 for a duplicate and keeps the first', async () => {
       const first = await call('POST', '/resources', { ...seedResource, name: 'dup' });
-      const second = await call('POST', '/resources', { ...seedResource, name: 'dup', spec: { steps: [{ name: 'other', command: 'true' }] } });
+      const second = await call('POST', '/resources', { ...seedResource, name: 'dup', spec: { image: seedResource.spec.image, steps: [{ name: 'other', command: 'true' }] } });
       expect(second.status).to.equal(409);
       expect(second.body.error).to.match(/resource pipeline\/dup already exists/);
       expect((await call('GET', '/resources/pipeline/dup')).body.spec.steps[0].name).to.equal('print-working-directory');

@@ -78,8 +78,10 @@ describe(inMode('logs'), () => {
 
   it('lets a slow client fall behind without losing lines or holding back a fast one', async () => {
     // Locally enough lines that the paused client's socket buffers fill and the server must
-    // serve it from the archive later; on Kubernetes fewer, under kubelet's 10 MiB rotation.
-    const count = serverMode() === 'local' ? 300_000 : 30_000;
+    // serve it from the archive later. On Kubernetes fewer: the test cluster's containerd
+    // 1.6 shim drops whatever output it has not drained 2 s after a container exits, before
+    // it reaches the log API (docs/test-cluster.md).
+    const count = serverMode() === 'local' ? 300_000 : 3_000;
     const res = await request(server.url, 'POST', '/resources', pipeline('slow-reader', [['wait', 'sleep 0.3'], ['print', `seq 1 ${count}`]]));
     const url = `${server.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}?format=json`;
     const slowFrames: string[] = [];
@@ -99,11 +101,13 @@ describe(inMode('logs'), () => {
 
   it('answers GET /logs with the stored entries in order', async () => {
     const runid = await finishedRun('stored', 'echo a; echo b >&2');
+    // The Kubernetes log API merges a container's stdout and stderr into one stream.
+    const stderr = serverMode() === 'kubernetes' ? 'stdout' : 'stderr';
     const res = await request(server.url, 'GET', `/logs?runid=${runid}&driver=command-runner&pipeline=stored`);
     expect(res.body.map((e: any) => [e.seq, e.stream, e.message])).to.deep.equal([
       [1, 'system', 'Executing step: print'],
       [2, 'stdout', 'a'],
-      [3, 'stderr', 'b'],
+      [3, stderr, 'b'],
       [4, 'system', 'Step completed successfully'],
     ]);
     expect(res.body[0]).to.include.keys(['runid', 'driver', 'pipeline', 'timestamp', 'message']);

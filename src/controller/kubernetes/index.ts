@@ -4,6 +4,7 @@
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Labels } from '../../drivers/command-runner/kubernetes/index.ts';
+import type { RunRecord } from '../../domain/index.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
 import type { KubernetesStore } from '../../store/kubernetes/index.ts';
 import type { ResilientInformer } from '../informer.ts';
@@ -26,6 +27,7 @@ export interface KubernetesControllerOptions {
   resyncMs?: number;
   leaseName?: string;
   onLogConnect?: () => void;
+  onRunFinished?: (run: RunRecord) => void;
 }
 
 /** Resolves once `signal` aborts, at once if it already has. */
@@ -92,6 +94,7 @@ export class KubernetesController {
       logger,
       requeue: (runid) => runQueue.add(runid),
       onLogConnect: this.o.onLogConnect,
+      onRunFinished: this.o.onRunFinished,
     });
     const pipelineReconciler = new PipelineReconciler({ namespace, informers, store: this.o.store });
 

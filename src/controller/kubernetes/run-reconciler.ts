@@ -48,6 +48,8 @@ export interface RunReconcilerOptions {
   // Asks for another reconcile of the run (e.g. when its log collection finished).
   requeue: (runid: string) => void;
   onLogConnect?: () => void;
+  // A run ended (once per run, by the leader that saw it end).
+  onRunFinished?: (run: RunRecord) => void;
 }
 
 function podOver(pod: V1Pod): boolean {
@@ -315,6 +317,7 @@ export class RunReconciler {
 
   private recordTransition(obj: RunObject, before: RunRecord, after: RunRecord): void {
     if (before.phase === after.phase) return;
+    if (isTerminal(after.phase)) this.o.onRunFinished?.(after);
     // A quick pod can take a run from Pending straight to its end: it started all the same.
     const started = before.phase === 'Pending' && after.phase !== 'Cancelled' && after.startedAt !== null;
     if (started) {
