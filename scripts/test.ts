@@ -36,6 +36,16 @@ if (selected.includes('cluster') && !selected.includes('integration')) {
   process.env.CONVEYOR_TEST_MODE = 'kubernetes';
   for (const file of BOTH_MODES) mocha.addFile(join(root, 'test', 'integration', file));
 }
+// A failed test shows the errors the servers it talked to logged (their 500s say why).
+const { serverErrors } = await import('../test/support/server.ts');
+const shown = new Set<string>();
+mocha.rootHooks({
+  afterEach(this: Mocha.Context) {
+    const fresh = serverErrors().filter((line) => !shown.has(line));
+    fresh.forEach((line) => shown.add(line));
+    if (this.currentTest?.state === 'failed' && fresh.length > 0) console.log(`    server errors:\n${fresh.slice(-5).map((l) => `      ${l.slice(0, 2000)}`).join('\n')}`);
+  },
+});
 await mocha.loadFilesAsync();
 const runner = mocha.run();
 runner.on('end', () => {

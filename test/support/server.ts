@@ -54,6 +54,22 @@ async function modeTarget(args: string[]): Promise<{ args: string[]; env: NodeJS
   };
 }
 
+// Servers still running, so that a failed test can show what they logged as errors.
+export const liveServers = new Set<TestServer>();
+
+/** The error lines (pino level 50 and up) servers still running have logged. */
+export function serverErrors(): string[] {
+  return [...liveServers].flatMap((s) =>
+    s.output.filter((line) => {
+      try {
+        return (JSON.parse(line) as { level?: number }).level! >= 50;
+      } catch {
+        return false;
+      }
+    }),
+  );
+}
+
 export function newDataDir(): string {
   return mkdtempSync(join(tmpdir(), 'conveyor-test-'));
 }
@@ -87,7 +103,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
       rej(new Error(`server exited with ${code} before listening:\n${output.join('\n')}`));
     });
   });
-  return {
+  const server: TestServer = {
     url,
     wsUrl: url.replace(/^http/, 'ws'),
     dataDir,
@@ -108,4 +124,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
       target.cleanup();
     },
   };
+  liveServers.add(server);
+  void exited.then(() => liveServers.delete(server));
+  return server;
 }
