@@ -57,7 +57,7 @@ export class LocalScheduler {
         stream: 'system',
         message: 'Run interrupted: the server stopped before the run finished',
       });
-      await store.updateRun(run.runid, (r) => ({
+      const ended = await store.updateRun(run.runid, (r) => ({
         ...r,
         phase: 'Failed',
         reason: Reasons.Interrupted,
@@ -66,6 +66,7 @@ export class LocalScheduler {
         steps: skipUnstarted(r.steps.map((s) => (s.phase === 'Running' ? { ...s, phase: 'Failed', finishedAt: now } : s))),
       }));
       hub.end(run.runid);
+      this.options.onRunFinished?.(ended);
     }
   }
 

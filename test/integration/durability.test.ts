@@ -70,6 +70,8 @@ describe('durability (local mode)', () => {
       expect(JSON.parse(replay.frames.at(-1)!).message).to.match(/^Run interrupted/);
       expect(replay.frames.map((f) => JSON.parse(f).message)).not.to.include('never');
       expect(findRunProcesses(res.body.runid), 'the cut-off step\'s processes were stopped').to.deep.equal([]);
+      const metrics: string = (await request(second.url, 'GET', '/metrics')).body;
+      expect(metrics, 'the interrupted run is counted as it ended').to.match(/conveyor_run_duration_seconds_count\{phase="Failed"\} 1\b/);
       // Pending work is not lost either: the server keeps taking runs after recovery.
       const next = await request(second.url, 'POST', '/resources', pipeline('after-crash', [['ok', 'true']]));
       expect((await waitForRun(second.url, next.body.runid)).phase).to.equal('Succeeded');
