@@ -39,7 +39,9 @@ export function createApp(deps: ApiDeps): { app: Koa; router: Router } {
   app.use(errorHandler(deps.logger, deps.maxBodyBytes));
   app.use(requestId());
   app.use(requestMetrics(deps.metrics));
-  app.use(jsonBody(deps.maxBodyBytes));
+  // An unknown route is a 404 whatever its body: only bodies a route will read are parsed.
+  const parseBody = jsonBody(deps.maxBodyBytes);
+  app.use((ctx, next) => (router.match(ctx.path, ctx.method).route ? parseBody(ctx, next) : next()));
   app.use(router.routes());
   app.use(router.allowedMethods());
   return { app, router };

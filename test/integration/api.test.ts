@@ -158,6 +158,9 @@ describe(inMode('API surface'), () => {
       const missing = await call('GET', '/no/such/route');
       expect(missing.status).to.equal(404);
       expect(missing.body.error).to.equal('no route for GET /no/such/route');
+      const missingWithBody = await call('POST', '/no/such/route', 'not json');
+      expect(missingWithBody.status, 'an unknown route is 404 whatever its body').to.equal(404);
+      expect(missingWithBody.body.error).to.equal('no route for POST /no/such/route');
       const wrong = await call('PATCH', '/resources');
       expect(wrong.status).to.equal(405);
       expect(wrong.body.error).to.match(/PATCH is not allowed on \/resources; allowed: POST/);
