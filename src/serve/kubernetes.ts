@@ -15,10 +15,11 @@ import type { Engine } from './engine.ts';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
-export function defaultNamespace(env: NodeJS.ProcessEnv = process.env): string {
+// CONVEYOR_NAMESPACE, else the pod's own namespace (from its service account), else default.
+export function defaultNamespace(env: NodeJS.ProcessEnv = process.env, serviceAccountFile = SERVICE_ACCOUNT_NAMESPACE): string {
   if (env.CONVEYOR_NAMESPACE) return env.CONVEYOR_NAMESPACE;
   try {
-    return readFileSync(SERVICE_ACCOUNT_NAMESPACE, 'utf8').trim() || 'default';
+    return readFileSync(serviceAccountFile, 'utf8').trim() || 'default';
   } catch {
     return 'default';
   }
