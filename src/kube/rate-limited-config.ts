@@ -41,8 +41,15 @@ export class TokenBucket {
   }
 }
 
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+
 export class RateLimitedKubeConfig extends KubeConfig {
   private readonly bucket: TokenBucket;
+  // client-node makes a new connection pool (undici Agent) for every request, so each API
+  // call pays a TCP and TLS handshake on both ends; under a burst those handshakes, not
+  // the writes, were what the API server spent its CPU on. One pool per cluster and user,
+  // kept alive, serves every request instead.
+  private readonly pools = new Map<string, Dispatcher>();
 
   constructor(limit: RateLimit = DEFAULT_RATE_LIMIT) {
     super();
@@ -51,7 +58,13 @@ export class RateLimitedKubeConfig extends KubeConfig {
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await this.bucket.take();
-    return super.applySecurityAuthentication(context);
+    await super.applySecurityAuthentication(context);
+    const made = context.getDispatcher();
+    if (!made) return;
+    const key = `${this.getCurrentCluster()?.server}|${this.getCurrentUser()?.name}`;
+    const pool = this.pools.get(key);
+    if (pool) context.setDispatcher(pool);
+    else this.pools.set(key, made);
   }
 
   override async applyToHTTPSOptions(opts: https.RequestOptions): Promise<void> {
