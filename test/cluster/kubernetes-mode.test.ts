@@ -83,7 +83,7 @@ describe('kubernetes mode', function () {
     expect(run).to.include({ phase: 'Succeeded', driver: 'command-runner' });
     expect(run.steps.map((s: any) => s.phase)).to.deep.equal(['Succeeded', 'Succeeded', 'Succeeded']);
     expect(await jobsOf(res.body.runid)).to.have.lengthOf(1);
-    expect(await eventsOf(res.body.runid, 3)).to.deep.equal(['Normal JobCreated', 'Normal Started', 'Normal Succeeded']);
+    expect(await eventsOf(res.body.runid, 2)).to.deep.equal(['Normal Started', 'Normal Succeeded']);
   });
 
   it('fails at a failing middle step: exit code recorded, later step Skipped and never run', async () => {
@@ -93,7 +93,7 @@ describe('kubernetes mode', function () {
     const run = await waitForRun(server.url, res.body.runid, TERMINAL, 60_000);
     expect(run).to.include({ phase: 'Failed', reason: 'StepFailed' });
     expect(run.steps.map((s: any) => [s.phase, s.exitCode])).to.deep.equal([['Succeeded', 0], ['Failed', 3], ['Skipped', null]]);
-    expect(await eventsOf(res.body.runid, 3)).to.deep.equal(['Normal JobCreated', 'Normal Started', 'Warning Failed']);
+    expect(await eventsOf(res.body.runid, 2)).to.deep.equal(['Normal Started', 'Warning Failed']);
     const pods = await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` });
     const main = pods.items[0]!.status!.containerStatuses!.find((c) => c.name === 'third');
     expect(main?.state?.running, 'the last step never ran').to.equal(undefined);

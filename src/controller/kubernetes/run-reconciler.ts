@@ -180,8 +180,9 @@ export class RunReconciler {
       return;
     }
     try {
+      // No Event of our own for this: the Job controller's SuccessfulCreate on the Job says
+      // it, and under a burst every write counts against the API server.
       await this.batch.createNamespacedJob({ namespace: this.o.namespace, body: job });
-      this.o.events.record(obj, 'Normal', 'JobCreated', `created Job ${job.metadata!.name}`);
     } catch (err) {
       // The Job is named from the run id: one that exists is this run's, from an earlier
       // reconcile whose result the cache had not shown yet.
