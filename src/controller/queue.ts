@@ -149,6 +149,26 @@ export class WorkQueue {
     this.#push(key);
   }
 
+  /**
+   * Like `add`, but ahead of every other ready key (a pending one moves to the front): for
+   * work that unblocks everything after it, such as a new run whose Job does not exist yet.
+   */
+  addFirst(key: string): void {
+    if (this.#shuttingDown) return;
+    if (this.#dirty.has(key)) {
+      const at = this.#ready.indexOf(key);
+      if (at > 0) {
+        this.#ready.splice(at, 1);
+        this.#ready.unshift(key);
+      }
+      return;
+    }
+    this.#dirty.add(key);
+    this.#metrics.add?.(key);
+    if (this.#processing.has(key)) return; // queued again by #done
+    this.#push(key, true);
+  }
+
   /** Queues `key` after `ms` (at once if `ms` <= 0); of several pending delays the earliest wins. */
   addAfter(key: string, ms: number): void {
     if (this.#shuttingDown) return;
@@ -260,7 +280,7 @@ export class WorkQueue {
     return this.#running ?? Promise.resolve();
   }
 
-  #push(key: string): void {
+  #push(key: string, first = false): void {
     this.#queuedAt.set(key, this.#clock.now());
     const wake = this.#waiters.shift();
     if (wake) {
@@ -268,7 +288,8 @@ export class WorkQueue {
       wake(this.#take(key));
       return;
     }
-    this.#ready.push(key);
+    if (first) this.#ready.unshift(key);
+    else this.#ready.push(key);
     this.#metrics.depth?.(this.#ready.length);
   }
 

@@ -80,6 +80,25 @@ describe('controller: WorkQueue', () => {
     await q2.shutDown();
   });
 
+  it('addFirst puts a key ahead of the ready ones, moves a pending one to the front, and still dedupes', async () => {
+    const queue = new WorkQueue({ clock: new ManualClock(), onError: quiet });
+    queue.add('ns/a');
+    queue.add('ns/b');
+    queue.add('ns/c');
+    queue.addFirst('ns/new');
+    queue.addFirst('ns/c'); // pending already: moves, is not queued twice
+    queue.addFirst('ns/new'); // and again to the front
+    expect(queue.depth).to.equal(4);
+    const seen: string[] = [];
+    void queue.run(async (key) => {
+      seen.push(key);
+    });
+    await until('every key processed', () => seen.length === 4);
+    await settle();
+    expect(seen).to.deep.equal(['ns/new', 'ns/c', 'ns/a', 'ns/b']);
+    await queue.shutDown();
+  });
+
   it('never processes one key in two workers; a key added while in flight runs exactly once more after', async () => {
     const queue = new WorkQueue({ clock: new ManualClock(), onError: quiet });
     const gates = [deferred(), deferred()];

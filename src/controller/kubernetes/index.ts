@@ -3,7 +3,7 @@
 // reconcile.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Labels } from '../../drivers/command-runner/kubernetes/index.ts';
+import { Labels, jobNameFor } from '../../drivers/command-runner/kubernetes/index.ts';
 import type { RunRecord } from '../../domain/index.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
 import type { KubernetesStore } from '../../store/kubernetes/index.ts';
@@ -121,6 +121,11 @@ export class KubernetesController {
       informer.on('update', (obj: T) => handler(obj));
       informer.on('delete', handler);
     }
+    // A new Run's first reconcile makes its Job: ahead of status updates of runs under way,
+    // so a burst of runs gets its Jobs as fast as the API server takes them.
+    informers.runs.on('add', (obj: KubernetesObject) => {
+      if (!informers.jobs.get(jobNameFor(name(obj)), namespace)) runQueue.addFirst(name(obj));
+    });
     watchAll(informers.runs, enqueueRun);
     watchAll(informers.pipelines, onPipeline);
     watchAll(informers.jobs, enqueueOwner);
