@@ -42,6 +42,8 @@ export function upstreamEntry(line: LogLine) {
   };
 }
 
+const RETRY_PREFIX = 'Retrying: attempt ';
+
 export const StepMessages = {
   executing: (name: string) => `Executing step: ${name}`,
   completed: () => 'Step completed successfully',
@@ -49,7 +51,7 @@ export const StepMessages = {
   // A step killed because its run was stopped from outside (`runMessage`: RunStopMessages).
   stopped: (runMessage: string) => `Step stopped (${runMessage.toLowerCase()})`,
   // Before the steps of a retry (a Job's next pod) run again from the first.
-  retrying: (attempt: number) => `Retrying: attempt ${attempt}`,
+  retrying: (attempt: number) => `${RETRY_PREFIX}${attempt}`,
 };
 
 // The last line of a run stopped from outside, by why it was stopped (a Reasons value).
@@ -62,8 +64,8 @@ export const RunStopMessages: Readonly<Record<'Cancelled' | 'Interrupted' | 'Dea
 /** The attempt a `StepMessages.retrying` line opens, else undefined. */
 export function retryAttemptOf(line: Pick<LogLine, 'step' | 'stream' | 'message'>): number | undefined {
   if (line.step !== null || line.stream !== 'system') return undefined;
-  const match = /^Retrying: attempt (\d+)$/.exec(line.message);
-  return match ? Number(match[1]) : undefined;
+  const attempt = line.message.startsWith(RETRY_PREFIX) ? line.message.slice(RETRY_PREFIX.length) : '';
+  return /^\d+$/.test(attempt) ? Number(attempt) : undefined;
 }
 
 // Date.now() has millisecond precision; a per-process counter keeps stamps strictly

@@ -55,7 +55,7 @@ async function modeTarget(args: string[]): Promise<{ args: string[]; env: NodeJS
 }
 
 // Servers still running, so that a failed test can show what they logged as errors.
-export const liveServers = new Set<TestServer>();
+const liveServers = new Set<TestServer>();
 
 /** The error lines (pino level 50 and up) servers still running have logged. */
 export function serverErrors(): string[] {

@@ -4,7 +4,7 @@
 // what it observes now, so running it twice, or after a restart, changes nothing.
 import { BatchV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { COMMAND_RUNNER, Reasons, RunStopMessages, isTerminal, type RunRecord } from '../../domain/index.ts';
+import { COMMAND_RUNNER, Reasons, RunStopMessages, isTerminal, skipUnstarted, type RunRecord } from '../../domain/index.ts';
 import {
   API_VERSION,
   CustomResources,
@@ -12,6 +12,7 @@ import {
   Labels,
   buildJob,
   jobNameFor,
+  jobTimedOut,
   runOutcome,
 } from '../../drivers/command-runner/kubernetes/index.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
@@ -119,10 +120,9 @@ export class RunReconciler {
         reason: 'JobDeleted',
         message: `its Job ${jobNameFor(runid)} was deleted before the run ended`,
         finishedAt: new Date().toISOString(),
-        steps: run.steps.map((s) => (s.phase === 'Running' ? { ...s, phase: 'Cancelled' } : s.phase === 'Pending' ? { ...s, phase: 'Skipped' } : s)),
+        steps: skipUnstarted(run.steps.map((s) => (s.phase === 'Running' ? { ...s, phase: 'Cancelled' } : s))),
       };
-      await this.o.store.updateRun(runid, () => next);
-      this.recordTransition(obj, run, next);
+      await this.save(obj, run, next);
       return; // the Run's change requeues it: its log is then completed and ended
     }
     if (cancel && !isTerminal(run.phase)) await this.stop(runid, job, pod);
@@ -145,10 +145,7 @@ export class RunReconciler {
     if (cancel && !pod && !isTerminal(next.phase) && job?.spec?.suspend) {
       next = { ...next, phase: 'Cancelled', reason: Reasons.Cancelled, message: 'cancelled before it started', finishedAt: new Date().toISOString() };
     }
-    if (JSON.stringify(next) !== JSON.stringify(run)) {
-      await this.o.store.updateRun(runid, () => next);
-      this.recordTransition(obj, run, next);
-    }
+    if (JSON.stringify(next) !== JSON.stringify(run)) await this.save(obj, run, next);
     if (!isTerminal(next.phase)) return;
     const collection = this.collections.get(runid);
     if (collection && !collection.finished) return; // its end requeues this run
@@ -263,9 +260,7 @@ export class RunReconciler {
   // Why the run is being stopped from outside, as its last line will say, if it is.
   private stopMessageOf(runid: string): string | undefined {
     if (this.o.informers.runs.get(runid, this.o.namespace)?.spec.cancelRequested === true) return RunStopMessages.Cancelled;
-    const job = this.o.informers.jobs.get(jobNameFor(runid), this.o.namespace);
-    const failed = job?.status?.conditions?.find((c) => (c.type === 'Failed' || c.type === 'FailureTarget') && c.status === 'True');
-    return failed?.reason === 'DeadlineExceeded' ? RunStopMessages.DeadlineExceeded : undefined;
+    return jobTimedOut(this.o.informers.jobs.get(jobNameFor(runid), this.o.namespace)) ? RunStopMessages.DeadlineExceeded : undefined;
   }
 
   private stopCollection(runid: string): void {
@@ -276,9 +271,8 @@ export class RunReconciler {
   }
 
   private async finish(obj: RunObject, run: RunRecord, end: Pick<RunRecord, 'phase' | 'reason' | 'message'>): Promise<void> {
-    const next: RunRecord = { ...run, ...end, finishedAt: new Date().toISOString(), steps: run.steps.map((s) => (s.phase === 'Pending' ? { ...s, phase: 'Skipped' } : s)) };
-    await this.o.store.updateRun(run.runid, () => next);
-    this.recordTransition(obj, run, next);
+    const next: RunRecord = { ...run, ...end, finishedAt: new Date().toISOString(), steps: skipUnstarted(run.steps) };
+    await this.save(obj, run, next);
     await this.finalizeLog(next);
   }
 
@@ -314,6 +308,12 @@ export class RunReconciler {
         if (!isStatus(err, 404)) throw err;
       }
     }
+  }
+
+  // Writes the run's new state, then tells (Events, the finished-run hook) what changed.
+  private async save(obj: RunObject, before: RunRecord, after: RunRecord): Promise<void> {
+    await this.o.store.updateRun(after.runid, () => after);
+    this.recordTransition(obj, before, after);
   }
 
   private recordTransition(obj: RunObject, before: RunRecord, after: RunRecord): void {

@@ -2,15 +2,10 @@
 // mode: one per server, with the CRDs in place. Deleting is synchronous (kubectl), so that
 // a test's cleanup() stays a plain call.
 import * as k8s from '@kubernetes/client-node';
-import { execFileSync } from 'node:child_process';
-import { installCrds } from './conveyor.ts';
-import { createTestNamespace, kubeconfigPath, kubectlPath, loadKubeConfig } from './kube.ts';
+import { installCrds, kubectl } from './conveyor.ts';
+import { createTestNamespace, loadKubeConfig } from './kube.ts';
 
 export { kubeconfigPath } from './kube.ts';
-
-function kubectl(args: string[]): string {
-  return execFileSync(kubectlPath() ?? 'kubectl', args, { encoding: 'utf8', env: { ...process.env, KUBECONFIG: kubeconfigPath() } });
-}
 
 let crdsInstalled: Promise<void> | undefined;
 

@@ -139,6 +139,17 @@ function condition(job: V1Job | undefined, type: string): V1JobCondition | undef
   return job?.status?.conditions?.find((c) => c.type === type && c.status === 'True');
 }
 
+// Kubernetes 1.31+ first sets the interim FailureTarget, then (once the pods are gone or
+// terminal) Failed; either one says the Job failed.
+function failedCondition(job: V1Job | undefined): V1JobCondition | undefined {
+  return condition(job, 'Failed') ?? condition(job, 'FailureTarget');
+}
+
+/** The Job failed because it ran past its activeDeadlineSeconds (the run's timeout). */
+export function jobTimedOut(job: V1Job | undefined): boolean {
+  return failedCondition(job)?.reason === 'DeadlineExceeded';
+}
+
 function earliest(times: (string | null)[]): string | null {
   const known = times.filter((t): t is string => t !== null).sort();
   return known[0] ?? null;
@@ -161,14 +172,13 @@ function timedOutMessage(job: V1Job | undefined): string {
 // the step it interrupts has stopped, so that the step's and the run's end are the
 // container's real end; until then the run stays Running with reason `Stopping`.
 export function runOutcome(job: V1Job | undefined, pod: V1Pod | undefined, stepNames: string[], options: RunOutcomeOptions = {}): RunOutcome {
-  // Kubernetes 1.31+ first sets the interim SuccessCriteriaMet / FailureTarget, then (once
-  // the pods are gone or terminal) Complete / Failed; either one decides the outcome.
+  // Likewise SuccessCriteriaMet comes before Complete; either one decides the outcome.
   const complete = condition(job, 'Complete') ?? condition(job, 'SuccessCriteriaMet');
-  const failedCondition = condition(job, 'Failed') ?? condition(job, 'FailureTarget');
+  const failed = failedCondition(job);
   const podPhase = pod?.status?.phase;
   const podOver = podPhase === 'Succeeded' || podPhase === 'Failed';
   const succeeded = complete !== undefined || podPhase === 'Succeeded';
-  const deadline = failedCondition?.reason === 'DeadlineExceeded';
+  const deadline = jobTimedOut(job);
   // A run that completed before the stop reached it succeeded.
   const stopped: StopReason | undefined = succeeded ? undefined : (options.stopped ?? (deadline ? Reasons.DeadlineExceeded : undefined));
 
@@ -181,7 +191,7 @@ export function runOutcome(job: V1Job | undefined, pod: V1Pod | undefined, stepN
   const startedAt = earliest(steps.map((s) => s.startedAt)) ?? (raw.some((s) => s.phase !== 'Pending' && s.phase !== 'Skipped') ? isoTime(pod?.status?.startTime) : null);
   const stoppedStep = steps.find((s) => s.phase === 'Cancelled')?.name ?? null;
   const failedStep = steps.find((s) => s.phase === 'Failed');
-  const conditionTime = failedCondition?.lastTransitionTime;
+  const conditionTime = failed?.lastTransitionTime;
 
   const finish = (phase: RunPhase, reason: string, message: string, currentStep: string | null, fallbackEnd?: Time): RunOutcome => {
     // A run that ended otherwise leaves no step Running (its pod is gone or stopped): the
@@ -224,10 +234,10 @@ export function runOutcome(job: V1Job | undefined, pod: V1Pod | undefined, stepN
     const why = [killed === 'OOMKilled' ? killed : undefined, podReason ? `pod ${podReason}${pod?.status?.message ? `: ${pod.status.message}` : ''}` : undefined].filter(Boolean);
     return `${resultMessage(steps)}${why.length > 0 ? ` (${why.join('; ')})` : ''}`;
   };
-  if (failedCondition || podFailedForGood) {
+  if (failed || podFailedForGood) {
     if (failedStep) return finish('Failed', Reasons.StepFailed, failureMessage(), failedStep.name, conditionTime);
-    const reason = pod?.status?.reason ?? failedCondition?.reason ?? 'PodFailed';
-    const message = pod?.status?.message ?? failedCondition?.message ?? "the run's pod failed before its steps finished";
+    const reason = pod?.status?.reason ?? failed?.reason ?? 'PodFailed';
+    const message = pod?.status?.message ?? failed?.message ?? "the run's pod failed before its steps finished";
     return finish('Failed', reason, message, running?.name ?? null, conditionTime);
   }
 

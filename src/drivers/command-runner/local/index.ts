@@ -28,8 +28,6 @@ export interface LocalRunnerOptions {
 // Why a run was stopped from outside; `Cancelled` ends it Cancelled, anything else Failed.
 export type StopReason = typeof Reasons.Cancelled | typeof Reasons.Interrupted | typeof Reasons.DeadlineExceeded;
 
-const STOP_MESSAGES: Record<StopReason, string> = RunStopMessages;
-
 export class LocalCommandRunner {
   readonly driver = COMMAND_RUNNER;
   private readonly store: Store;
@@ -92,7 +90,7 @@ export class LocalCommandRunner {
         const finishedAt = new Date().toISOString();
         if (outcome.aborted) {
           stopped = signal.reason as StopReason;
-          this.log(run, step.name, 'system', StepMessages.stopped(STOP_MESSAGES[stopped]));
+          this.log(run, step.name, 'system', StepMessages.stopped(RunStopMessages[stopped]));
           run = await this.setStep(run.runid, index, { phase: 'Cancelled', exitCode: outcome.exitCode, finishedAt });
           break;
         }
@@ -111,9 +109,9 @@ export class LocalCommandRunner {
     }
 
     if (stopped) {
-      this.log(run, null, 'system', STOP_MESSAGES[stopped]);
+      this.log(run, null, 'system', RunStopMessages[stopped]);
       const phase = stopped === Reasons.Cancelled ? 'Cancelled' : 'Failed';
-      return this.finish(run.runid, phase, stopped, STOP_MESSAGES[stopped], workspace);
+      return this.finish(run.runid, phase, stopped, RunStopMessages[stopped], workspace);
     }
     const message = resultMessage(run.steps);
     const failed = run.steps.some((s) => s.phase === 'Failed');
