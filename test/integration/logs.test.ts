@@ -100,7 +100,9 @@ describe(inMode('logs'), () => {
   });
 
   it('answers GET /logs with the stored entries in order', async () => {
-    const runid = await finishedRun('stored', 'echo a; echo b >&2');
+    // A pause between the two: stdout and stderr are two pipes, and on Kubernetes the
+    // runtime stamps each line when it reads it, so lines written at once may swap.
+    const runid = await finishedRun('stored', 'echo a; sleep 0.3; echo b >&2');
     // The Kubernetes log API merges a container's stdout and stderr into one stream.
     const stderr = serverMode() === 'kubernetes' ? 'stdout' : 'stderr';
     const res = await request(server.url, 'GET', `/logs?runid=${runid}&driver=command-runner&pipeline=stored`);
