@@ -1,14 +1,22 @@
 // JSON bodies only, whatever Content-Type the client sent (curl -d sends a form type), with
-// a size limit that answers 413 before the body is read in full.
+// a size limit that answers 413 before the body is read in full, and a nesting limit that
+// answers 400 before any recursive code sees the body.
 import { bodyParser } from '@koa/bodyparser';
 import type { Middleware } from 'koa';
+import { BadRequestError, MAX_JSON_DEPTH, tooDeepAt } from '../../domain/index.ts';
 
 export function jsonBody(maxBodyBytes: number): Middleware {
-  return bodyParser({
+  const parse = bodyParser({
     enableTypes: ['json'],
     extendTypes: { json: ['*/*'] },
     jsonLimit: maxBodyBytes,
     encoding: 'utf-8',
     jsonStrict: false,
   }) as Middleware;
+  return (ctx, next) =>
+    parse(ctx, () => {
+      const at = tooDeepAt(ctx.request.body);
+      if (at !== undefined) throw new BadRequestError(`${at} nests objects and arrays deeper than the limit of ${MAX_JSON_DEPTH} levels`);
+      return next();
+    });
 }

@@ -3,7 +3,7 @@
 // reconcile.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Labels, jobNameFor } from '../../drivers/command-runner/kubernetes/index.ts';
+import { Labels, jobNameFor } from '../../kube/names.ts';
 import type { RunRecord } from '../../domain/index.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
 import type { KubernetesStore } from '../../store/kubernetes/index.ts';
