@@ -7,6 +7,7 @@ import { attachLogSockets } from '../api/websocket.ts';
 import type { Config } from '../config.ts';
 import type { Engine } from './engine.ts';
 import { localEngine } from './local.ts';
+import { guardProcess, superviseWith } from '../observability/background.ts';
 
 export interface RunningServer {
   server: Server;
@@ -31,6 +32,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // ~70 MB of resident memory.
   const engine =
     config.mode === 'kubernetes' ? (await import('./kubernetes.ts')).kubernetesEngine(config, logger) : localEngine(config);
+  superviseWith({ logger, counter: engine.metrics.backgroundErrors });
+  guardProcess();
   await engine.start();
   const deps = {
     store: engine.store,

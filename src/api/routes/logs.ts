@@ -13,6 +13,7 @@ import {
 } from '../../domain/index.ts';
 import type { ApiDeps } from '../context.ts';
 import { logStreamRequest } from '../log-stream-request.ts';
+import { background } from '../../observability/background.ts';
 
 const postedLine = compileBuiltIn({
   type: 'object',
@@ -81,7 +82,7 @@ export function logRoutes(deps: ApiDeps): Router {
     ctx.body = out;
     ctx.res.once('close', () => abort.abort());
     const heartbeat = setInterval(() => out.write(': heartbeat\n\n'), deps.heartbeatMs);
-    void (async () => {
+    background('sse-log-stream', async () => {
       try {
         for await (const batch of deps.hub.follow(request.run.runid, { after: request.after, driver: request.driver, signal: abort.signal })) {
           let chunk = '';
@@ -96,7 +97,7 @@ export function logRoutes(deps: ApiDeps): Router {
         clearInterval(heartbeat);
         out.end();
       }
-    })();
+    });
   };
 
   router.get('/logs/streams/:driver/:runid', sse(true));

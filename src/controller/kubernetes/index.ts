@@ -71,7 +71,7 @@ export class KubernetesController {
   // and log collectors in one process would reconcile twice and archive lines twice.
   private leadAfterPreviousTerm(signal: AbortSignal): Promise<void> {
     const term = this.previousTerm.then(() => (signal.aborted ? undefined : this.lead(signal)));
-    this.previousTerm = term.catch(() => undefined);
+    this.previousTerm = term.catch(() => undefined); // handled: the elector reports the term's error; this chain only orders terms
     return term;
   }
 

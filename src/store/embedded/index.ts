@@ -24,6 +24,7 @@ import {
 } from '../../domain/index.ts';
 import type { RunFilter, RunListener, RunPage, RunRecord, Store } from '../index.ts';
 import { transaction } from './database.ts';
+import { background } from '../../observability/background.ts';
 
 type Row = Record<string, string | number | null>;
 
@@ -299,7 +300,7 @@ export class EmbeddedStore implements Store {
 
   onRunChange(listener: RunListener): () => void {
     const handler = (runid: string) => {
-      void this.getRun(runid).then((run) => run && listener(run));
+      background('run-change-listener', this.getRun(runid).then((run) => run && listener(run)));
     };
     this.events.on('run', handler);
     return () => this.events.off('run', handler);

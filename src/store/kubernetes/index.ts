@@ -28,6 +28,7 @@ import {
 import { CustomResources, Labels, MANAGED_BY, jobNameFor, resourceObjectName } from '../../kube/names.ts';
 import type { RunFilter, RunListener, RunPage, Store } from '../index.ts';
 import { CustomObjects } from './custom-objects.ts';
+import { background, reportBackgroundError } from '../../observability/background.ts';
 import {
   Annotations,
   RunLabels,
@@ -171,7 +172,7 @@ export class KubernetesStore implements Store {
       } catch (err) {
         // Both or neither: a Pipeline without its run would be started by the controller
         // under another id than the one the client was never given.
-        await this.pipelines.delete(input.name).catch(() => undefined);
+        await this.pipelines.delete(input.name).catch((cleanup: unknown) => reportBackgroundError('undo-pipeline-create', cleanup));
         throw err;
       }
       return pipelineResource(created);
@@ -191,7 +192,7 @@ export class KubernetesStore implements Store {
     try {
       await this.ensureRun(run, created.metadata.uid!);
     } catch (err) {
-      await this.resources.delete(name).catch(() => undefined);
+      await this.resources.delete(name).catch((cleanup: unknown) => reportBackgroundError('undo-resource-create', cleanup));
       throw err;
     }
     return genericResource(created);
@@ -369,7 +370,7 @@ export class KubernetesStore implements Store {
   // change, whoever made it, through its informers.
   emit(runid: string): void {
     if (this.listeners.size === 0) return;
-    void this.getRun(runid).then((run) => run && this.listeners.forEach((l) => l(run)));
+    background('run-change-listener', this.getRun(runid).then((run) => run && this.listeners.forEach((l) => l(run))));
   }
 
   listDriverPipelines(): Promise<DriverPipeline[]> {
