@@ -4,6 +4,7 @@
 import type { Command, CommanderError } from 'commander';
 import WebSocket from 'ws';
 import { colorEnabled, createStyle, type Style } from './output.ts';
+import { kubeconfigToken, staticToken, type TokenSource } from './credentials.ts';
 
 export class ApiError extends Error {
   readonly status: number;
@@ -135,9 +136,16 @@ export function normalizeServer(raw: string): URL {
 export class ConveyorClient {
   // The base URL without a trailing slash; paths are appended to it.
   readonly server: string;
+  readonly #token: TokenSource;
 
-  constructor(server: string) {
+  constructor(server: string, token: TokenSource = staticToken(undefined)) {
     this.server = normalizeServer(server).href.replace(/\/$/, '');
+    this.#token = token;
+  }
+
+  async #authHeaders(): Promise<Record<string, string>> {
+    const token = await this.#token();
+    return token ? { authorization: `Bearer ${token}` } : {};
   }
 
   url(path: string): string {
@@ -152,7 +160,7 @@ export class ConveyorClient {
 
   // Any status: for callers that treat some 4xx as an answer (409 on create).
   async send(method: string, path: string, body?: unknown): Promise<{ status: number; statusText: string; body: unknown }> {
-    const init: RequestInit = { method, headers: { accept: 'application/json' } };
+    const init: RequestInit = { method, headers: { accept: 'application/json', ...(await this.#authHeaders()) } };
     if (body !== undefined) {
       init.body = JSON.stringify(body);
       init.headers = { ...init.headers, 'content-type': 'application/json' };
@@ -211,7 +219,7 @@ export class ConveyorClient {
     let reconnects = 0;
     for (;;) {
       let progressed = false;
-      const outcome = await this.#streamOnce(this.streamUrl(driver, runid, lastSeq), (line) => {
+      const outcome = await this.#streamOnce(this.streamUrl(driver, runid, lastSeq), await this.#authHeaders(), (line) => {
         if (line.seq <= lastSeq) return; // never twice, even if a server repeats itself
         lastSeq = line.seq;
         progressed = true;
@@ -237,9 +245,9 @@ export class ConveyorClient {
     }
   }
 
-  #streamOnce(url: string, onLine: (line: LogFrame) => void): Promise<Outcome> {
+  #streamOnce(url: string, headers: Record<string, string>, onLine: (line: LogFrame) => void): Promise<Outcome> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10_000 });
+      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10_000, headers });
       let settled = false;
       let lastError: Error | undefined;
       const settle = (fn: () => void) => {
@@ -282,9 +290,11 @@ export class ConveyorClient {
 // Glue shared by the client commands.
 
 export function clientFor(command: Command): ConveyorClient {
-  const { server } = command.optsWithGlobals<{ server: string }>();
+  // The environment's token is read here, not as the option's default: help would print it.
+  const { server, kube, token = process.env.CONVEYOR_TOKEN } = command.optsWithGlobals<{ server: string; token?: string; kube?: boolean }>();
+  if (kube && command.optsWithGlobals<{ token?: string }>().token) return command.error('error: --kube and --token cannot be used together', { exitCode: 2, code: 'conveyor.badAuth' });
   try {
-    return new ConveyorClient(server);
+    return new ConveyorClient(server, kube ? kubeconfigToken() : staticToken(token));
   } catch (err) {
     // A bad --server is a usage error: exit 2 like commander's own.
     return command.error(`error: ${(err as Error).message}`, { exitCode: 2, code: 'conveyor.badServer' });

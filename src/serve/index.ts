@@ -7,6 +7,7 @@ import { attachLogSockets } from '../api/websocket.ts';
 import type { Config } from '../config.ts';
 import type { Engine } from './engine.ts';
 import { localEngine } from './local.ts';
+import { kubernetesSecurity, localSecurity, type Security } from './security.ts';
 
 export interface RunningServer {
   server: Server;
@@ -27,11 +28,14 @@ export function createLogger(level: string): Logger {
 }
 
 export async function serve(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  // Before anything starts: local mode off loopback without a token refuses to.
+  const localGuard: Security | undefined = config.mode === 'local' ? localSecurity(config) : undefined;
   // Kubernetes mode's client library is loaded only when it is used: local mode saves
   // ~70 MB of resident memory.
   const engine =
     config.mode === 'kubernetes' ? (await import('./kubernetes.ts')).kubernetesEngine(config, logger) : localEngine(config);
   await engine.start();
+  const security = localGuard ?? kubernetesSecurity(config, engine.auth, logger);
   const deps = {
     store: engine.store,
     hub: engine.hub,
@@ -43,6 +47,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     heartbeatMs: config.heartbeatMs,
     driverFor: engine.driverFor,
     requiresImage: engine.requiresImage,
+    ...security,
   };
   const { app } = createApp(deps);
   const server = createServer(app.callback());

@@ -1,6 +1,8 @@
 import Router from '@koa/router';
 import { BadRequestError, NotFoundError, assertName, parseResourceInput, parseResourceReplacement } from '../../domain/index.ts';
 import type { ApiDeps } from '../context.ts';
+import { requires } from '../auth/access.ts';
+import { onPostedResource, onResource } from '../auth/route-access.ts';
 import { planRun, validateResource } from '../resource-runs.ts';
 
 function versionParam(raw: string): number {
@@ -11,7 +13,7 @@ function versionParam(raw: string): number {
 export function resourceRoutes(deps: ApiDeps): Router {
   const router = new Router();
 
-  router.post('/resources', async (ctx) => {
+  router.post('/resources', requires(deps.auth, onPostedResource), async (ctx) => {
     const input = parseResourceInput(ctx.request.body);
     await validateResource(deps, input);
     const run = planRun(deps, input, 1);
@@ -20,21 +22,21 @@ export function resourceRoutes(deps: ApiDeps): Router {
     ctx.body = { message: 'Resource created successfully', name: input.name, runid: run.runid, version: '1' };
   });
 
-  router.get('/resources/:type', async (ctx) => {
+  router.get('/resources/:type', requires(deps.auth, onResource('list')), async (ctx) => {
     const type = ctx.params.type!;
     assertName('resource', type);
     if (!(await deps.store.getDefinition(type))) throw new NotFoundError(`resource type "${type}" is not defined`);
     ctx.body = await deps.store.listResources(type);
   });
 
-  router.get('/resources/:type/:name', async (ctx) => {
+  router.get('/resources/:type/:name', requires(deps.auth, onResource('get')), async (ctx) => {
     const { type, name } = ctx.params as { type: string; name: string };
     const resource = await deps.store.getResource(type, name);
     if (!resource) throw new NotFoundError(`resource ${type}/${name} not found`);
     ctx.body = resource;
   });
 
-  router.get('/resources/:type/:name/:version', async (ctx) => {
+  router.get('/resources/:type/:name/:version', requires(deps.auth, onResource('get')), async (ctx) => {
     const { type, name, version } = ctx.params as { type: string; name: string; version: string };
     const n = versionParam(version);
     const resource = await deps.store.getResource(type, name, n);
@@ -42,7 +44,7 @@ export function resourceRoutes(deps: ApiDeps): Router {
     ctx.body = resource;
   });
 
-  router.put('/resources/:type/:name', async (ctx) => {
+  router.put('/resources/:type/:name', requires(deps.auth, onResource('update')), async (ctx) => {
     const { type, name } = ctx.params as { type: string; name: string };
     const input = parseResourceReplacement(ctx.request.body, type, name);
     if (!(await deps.store.getResource(type, name))) throw new NotFoundError(`resource ${type}/${name} not found`);
@@ -51,7 +53,7 @@ export function resourceRoutes(deps: ApiDeps): Router {
     ctx.body = { message: 'Resource updated successfully', name, runid: run.runid, version: String(resource.metadata.version) };
   });
 
-  router.delete('/resources/:type/:name', async (ctx) => {
+  router.delete('/resources/:type/:name', requires(deps.auth, onResource('delete')), async (ctx) => {
     const { type, name } = ctx.params as { type: string; name: string };
     await deps.store.deleteResource(type, name);
     ctx.status = 204;
