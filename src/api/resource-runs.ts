@@ -48,7 +48,7 @@ export async function validateResource(deps: ApiDeps, input: ResourceInput): Pro
   }
 }
 
-export function planRun(deps: ApiDeps, input: ResourceInput, version: number): RunRecord {
+export function planRun(deps: ApiDeps, input: ResourceInput, version: number, requestedBy: string | null = null): RunRecord {
   const stepNames = input.resource === PIPELINE_TYPE ? (input.spec as unknown as PipelineSpec).steps.map((s) => s.name) : [];
   return newRun({
     runid: uuidv4(),
@@ -61,5 +61,6 @@ export function planRun(deps: ApiDeps, input: ResourceInput, version: number): R
     driver: input.pipeline === undefined ? deps.driverFor(input.resource) : null,
     stepNames,
     now: new Date().toISOString(),
+    requestedBy,
   });
 }

@@ -30,6 +30,9 @@ export interface Run {
   startedAt: string | null;
   finishedAt: string | null;
   steps: StepStatus[];
+  // Who started the run: the authenticated user of the HTTP request, or for a Pipeline
+  // applied with kubectl the requester recorded at admission; null when not known.
+  requestedBy: string | null;
 }
 
 // Reasons are CamelCase codes a program can match on; `message` carries the prose.
@@ -102,6 +105,7 @@ export interface NewRunInput {
   driver: string | null;
   stepNames: string[];
   now: string;
+  requestedBy?: string | null;
 }
 
 export function newRun(input: NewRunInput): RunRecord {
@@ -123,6 +127,7 @@ export function newRun(input: NewRunInput): RunRecord {
     steps: pendingSteps(input.stepNames),
     spec: input.spec,
     pipeline: input.pipeline,
+    requestedBy: input.requestedBy ?? null,
   };
 }
 

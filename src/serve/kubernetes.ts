@@ -7,6 +7,7 @@ import { KubernetesController } from '../controller/kubernetes/index.ts';
 import { COMMAND_RUNNER, ConflictError, NotFoundError, PIPELINE_TYPE, isTerminal, type RunRecord } from '../domain/index.ts';
 import { LogArchive, LogHub } from '../logs/index.ts';
 import { RateLimitedKubeConfig } from '../kube/rate-limited-config.ts';
+import { kubernetesReviews, ownServiceAccount } from '../kube/access-reviews.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { EmbeddedStore, openDatabase } from '../store/embedded/index.ts';
 import { KubernetesStore } from '../store/kubernetes/index.ts';
@@ -39,7 +40,12 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     return obj === undefined || (isTerminal(obj.status?.phase ?? 'Pending') && obj.status?.logsArchived === true);
   });
   const metrics = new Metrics({ runsByPhase: () => store.countRunsByPhase(), logFollowers: () => hub.followerCount });
+  // The server's own ServiceAccount: from the chart (downward API), else asked of the API
+  // server at start (SelfSubjectReview). No pipeline may use it.
+  let ownAccount: string | undefined = process.env.CONVEYOR_SERVICE_ACCOUNT || undefined;
+  const auth = config.authEnabled ? kubernetesReviews({ kc, namespace, metricsAuth: config.metricsAuth, ownServiceAccount: ownAccount }) : undefined;
   const controller = new KubernetesController({
+    ownServiceAccount: () => ownAccount,
     kc,
     namespace,
     identity: `${hostname()}-${process.pid}`,
@@ -76,7 +82,15 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     requiresImage: true,
     banner: `kubernetes mode: runs are Jobs in namespace ${namespace}`,
     details: { namespace, cluster: kc.getCurrentCluster()?.server, dataDir: config.dataDir, kubeQps: config.kubeQps, kubeBurst: config.kubeBurst },
+    auth,
     async start() {
+      if (ownAccount === undefined) {
+        ownAccount = await ownServiceAccount(kc, namespace).catch((err: unknown) => {
+          logger.warn({ err }, 'could not tell which ServiceAccount this server runs as (SelfSubjectReview)');
+          return undefined;
+        });
+        if (auth?.serviceAccounts) auth.serviceAccounts.own = ownAccount;
+      }
       controller.start();
     },
     async stop() {

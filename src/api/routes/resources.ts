@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import { BadRequestError, NotFoundError, assertName, parseResourceInput, parseResourceReplacement } from '../../domain/index.ts';
 import type { ApiDeps } from '../context.ts';
 import { requires } from '../auth/access.ts';
+import { assertMayUseServiceAccount, requesterOf } from '../auth/service-accounts.ts';
 import { onPostedResource, onResource } from '../auth/route-access.ts';
 import { planRun, validateResource } from '../resource-runs.ts';
 
@@ -16,7 +17,8 @@ export function resourceRoutes(deps: ApiDeps): Router {
   router.post('/resources', requires(deps.auth, onPostedResource), async (ctx) => {
     const input = parseResourceInput(ctx.request.body);
     await validateResource(deps, input);
-    const run = planRun(deps, input, 1);
+    await assertMayUseServiceAccount(deps.auth, ctx.state.user, input);
+    const run = planRun(deps, input, 1, requesterOf(ctx));
     await deps.store.createResource(input, run);
     ctx.status = 201;
     ctx.body = { message: 'Resource created successfully', name: input.name, runid: run.runid, version: '1' };
@@ -49,7 +51,8 @@ export function resourceRoutes(deps: ApiDeps): Router {
     const input = parseResourceReplacement(ctx.request.body, type, name);
     if (!(await deps.store.getResource(type, name))) throw new NotFoundError(`resource ${type}/${name} not found`);
     await validateResource(deps, input);
-    const { resource, run } = await deps.store.replaceResource(input, (version) => planRun(deps, input, version));
+    await assertMayUseServiceAccount(deps.auth, ctx.state.user, input);
+    const { resource, run } = await deps.store.replaceResource(input, (version) => planRun(deps, input, version, requesterOf(ctx)));
     ctx.body = { message: 'Resource updated successfully', name, runid: run.runid, version: String(resource.metadata.version) };
   });
 

@@ -28,6 +28,8 @@ export interface KubernetesControllerOptions {
   leaseName?: string;
   onLogConnect?: () => void;
   onRunFinished?: (run: RunRecord) => void;
+  // The server's own ServiceAccount (known once started): no run may use it.
+  ownServiceAccount?: () => string | undefined;
 }
 
 /** Resolves once `signal` aborts, at once if it already has. */
@@ -95,6 +97,7 @@ export class KubernetesController {
       requeue: (runid) => runQueue.add(runid),
       onLogConnect: this.o.onLogConnect,
       onRunFinished: this.o.onRunFinished,
+      ownServiceAccount: this.o.ownServiceAccount,
     });
     const pipelineReconciler = new PipelineReconciler({ namespace, informers, store: this.o.store });
 

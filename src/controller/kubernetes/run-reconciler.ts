@@ -51,6 +51,7 @@ export interface RunReconcilerOptions {
   onLogConnect?: () => void;
   // A run ended (once per run, by the leader that saw it end).
   onRunFinished?: (run: RunRecord) => void;
+  ownServiceAccount?: () => string | undefined;
 }
 
 function podOver(pod: V1Pod): boolean {
@@ -163,6 +164,14 @@ export class RunReconciler {
   }
 
   private async createJob(obj: RunObject, run: RunRecord): Promise<void> {
+    // Whatever path a Pipeline came by (the API checks, the chart's admission policy checks
+    // too), the server's own credentials never go into a step's pod.
+    const own = this.o.ownServiceAccount?.();
+    const named = (run.spec as { serviceAccountName?: unknown }).serviceAccountName;
+    if (own !== undefined && named === own) {
+      await this.finish(obj, run, { phase: 'Failed', reason: 'ServiceAccountRefused', message: `spec.serviceAccountName "${own}" is Conveyor's own ServiceAccount, which no pipeline may use` });
+      return;
+    }
     let job;
     try {
       job = buildJob({
@@ -323,7 +332,7 @@ export class RunReconciler {
     const started = before.phase === 'Pending' && after.phase !== 'Cancelled' && after.startedAt !== null;
     if (started) {
       const step = after.steps.find((s) => s.phase === 'Running')?.name ?? after.steps[0]?.name ?? '';
-      this.o.events.record(obj, 'Normal', 'Started', `run started: step ${step}`);
+      this.o.events.record(obj, 'Normal', 'Started', `run started: step ${step}${after.requestedBy ? `; requested by ${after.requestedBy}` : ''}`);
     }
     if (after.phase === 'Succeeded') this.o.events.record(obj, 'Normal', 'Succeeded', after.message ?? 'Pipeline executed successfully');
     else if (after.phase === 'Failed') this.o.events.record(obj, 'Warning', 'Failed', after.message ?? 'run failed');

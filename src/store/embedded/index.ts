@@ -68,6 +68,7 @@ function runFromRow(row: Row): RunRecord {
     steps: JSON.parse(String(row.steps)),
     spec: JSON.parse(String(row.spec)) as JsonObject,
     pipeline: row.pipeline as string | null,
+    requestedBy: (row.requested_by as string | null | undefined) ?? null,
   };
 }
 
@@ -212,11 +213,12 @@ export class EmbeddedStore implements Store {
     this.db
       .prepare(
         `INSERT INTO runs (runid, resource, name, version, driver, phase, reason, message, created_at,
-           started_at, finished_at, steps, spec, pipeline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           started_at, finished_at, steps, spec, pipeline, requested_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         run.runid, run.resource, run.name, run.version, run.driver, run.phase, run.reason, run.message,
         run.createdAt, run.startedAt, run.finishedAt, JSON.stringify(run.steps), JSON.stringify(run.spec), run.pipeline,
+        run.requestedBy,
       );
   }
 

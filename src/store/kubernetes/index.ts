@@ -147,6 +147,7 @@ export class KubernetesStore implements Store {
         [Annotations.nextRunGeneration]: '1',
       };
       if (input.pipeline) annotations[Annotations.driverPipeline] = input.pipeline;
+      if (run.requestedBy) annotations[Annotations.requestedBy] = run.requestedBy;
       let created;
       try {
         created = await this.pipelines.create({ name: input.name, labels: { [Labels.managedBy]: MANAGED_BY }, annotations }, input.spec as unknown as PipelineSpec);
@@ -210,6 +211,8 @@ export class KubernetesStore implements Store {
       };
       if (input.pipeline) current.metadata.annotations[Annotations.driverPipeline] = input.pipeline;
       else delete current.metadata.annotations[Annotations.driverPipeline];
+      if (run.requestedBy) current.metadata.annotations[Annotations.requestedBy] = run.requestedBy;
+      else delete current.metadata.annotations[Annotations.requestedBy];
       // resourceVersion makes this a compare-and-swap: the generation we announced is the
       // one the write creates, or the write fails with a conflict.
       const updated = await this.pipelines.replace(current);
