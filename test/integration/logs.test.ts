@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import WebSocket from 'ws';
 import { collectFrames, pipeline, request, waitForRun } from '../support/http.ts';
 import { readSse } from '../support/sse.ts';
+import { authHeadersFor } from '../support/auth.ts';
 import { inMode, serverMode, startServer, type TestServer } from '../support/server.ts';
 
 describe(inMode('logs'), () => {
@@ -85,7 +86,7 @@ describe(inMode('logs'), () => {
     const res = await request(server.url, 'POST', '/resources', pipeline('slow-reader', [['wait', 'sleep 0.3'], ['print', `seq 1 ${count}`]]));
     const url = `${server.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}?format=json`;
     const slowFrames: string[] = [];
-    const slow = new WebSocket(url);
+    const slow = new WebSocket(url, { headers: authHeadersFor(url) });
     const slowClosed = new Promise<number>((resolve) => slow.on('close', (code) => resolve(code)));
     slow.on('message', (data) => slowFrames.push(data.toString()));
     await new Promise((resolve) => slow.once('open', resolve));
