@@ -228,6 +228,8 @@ export interface ApiOptions {
   postRequests: number;
   rounds: number;
   soakSeconds: number;
+  // Only the routes whose name contains one of these (e.g. "GET", "no driver"), for profiling.
+  routeFilter?: string[];
   cpuProfDir?: string;
   log: (line: string) => void;
 }
@@ -308,7 +310,8 @@ export async function benchApi(options: ApiOptions): Promise<ApiResult> {
     const clients = { server: new HttpClient(server.url, concurrency), floor: new HttpClient(floor.url, concurrency) };
     const sizeResult: SizeResult = { runsStored: seeded.finished + seeded.pending, pendingStored: seeded.pending, routes: [], serverRssBytes: 0, serverPeakRssBytes: 0, floorRssBytes: 0 };
     try {
-      const list = routes(seeded, `${size}-${Date.now().toString(36)}`);
+      const filter = options.routeFilter;
+      const list = routes(seeded, `${size}-${Date.now().toString(36)}`).filter((r) => !filter || filter.some((f) => r.name.includes(f)));
       let counter = 0;
       // Warm-up of both: JIT, connections, the pages SQLite touches.
       for (const which of ['floor', 'server'] as const) {

@@ -5,6 +5,7 @@
 //
 // Flags: --only create,first-line,fanout,api   run a subset
 //        --sizes 0,10000,100000            api: runs stored (and as many Pending) per size
+//        --routes GET,driver               api: only the routes whose name contains one of these
 //        --soak SECONDS                    api: mixed requests on the largest size, RSS sampled
 //        --quick                           fewer repetitions and lines (a smoke run)
 //        --replay                          fan-out: also 50 clients replaying the ended run
@@ -32,6 +33,7 @@ const { values: flags } = parseArgs({
     profile: { type: 'boolean', default: false },
     sizes: { type: 'string' },
     soak: { type: 'string', default: '0' },
+    routes: { type: 'string' },
   },
 });
 const ALL = ['create', 'first-line', 'fanout', 'api'] as const;
@@ -140,6 +142,7 @@ if (selected.has('api')) {
       postRequests: quick ? 300 : 1500,
       rounds: quick ? 1 : 3,
       soakSeconds,
+      routeFilter: flags.routes?.split(','),
       cpuProfDir: profileDir,
       log,
     });
