@@ -92,6 +92,9 @@ export class EmbeddedStore implements Store {
   private readonly events = new EventEmitter();
   // Each statement is prepared once and reused: preparing one costs more than running it.
   private readonly statements = new Map<string, StatementSync>();
+  // Definitions are read on every resource write (to validate it) and change rarely: kept
+  // parsed here, dropped on any definition write. This store is the database's only writer.
+  private readonly definitionCache = new Map<string, ResourceDefinition | null>();
 
   constructor(db: DatabaseSync) {
     this.db = db;
@@ -125,11 +128,18 @@ export class EmbeddedStore implements Store {
   }
 
   async getDefinition(name: string): Promise<ResourceDefinition | undefined> {
-    const row = this.sql('SELECT * FROM definitions WHERE name = ?').get(name) as Row | undefined;
-    return row ? definitionFromRow(row) : undefined;
+    let def = this.definitionCache.get(name);
+    if (def === undefined) {
+      const row = this.sql('SELECT * FROM definitions WHERE name = ?').get(name) as Row | undefined;
+      def = row ? Object.freeze(definitionFromRow(row)) : null;
+      // Only names that exist, so that requests for random names cannot grow the map.
+      if (def) this.definitionCache.set(name, def);
+    }
+    return def ?? undefined;
   }
 
   async createDefinition(input: DefinitionInput): Promise<ResourceDefinition> {
+    this.definitionCache.delete(input.name);
     if (await this.getDefinition(input.name)) throw new ConflictError(`resource definition "${input.name}" already exists`);
     const stamp = now();
     this.sql('INSERT INTO definitions VALUES (?, ?, ?, ?, ?, 0, ?, ?)')
@@ -144,21 +154,25 @@ export class EmbeddedStore implements Store {
   }
 
   async replaceDefinition(input: DefinitionInput): Promise<ResourceDefinition> {
+    this.definitionCache.delete(input.name);
     const existing = await this.getDefinition(input.name);
     if (!existing) throw new NotFoundError(`resource definition "${input.name}" not found`);
     if (existing.builtIn) throw new ConflictError(`resource definition "${input.name}" is built in and cannot be changed`);
     this.sql('UPDATE definitions SET version = ?, description = ?, schema = ?, updated_at = ? WHERE name = ?')
       .run(input.version, input.description, JSON.stringify(input.schema), now(), input.name);
+    this.definitionCache.delete(input.name);
     return (await this.getDefinition(input.name))!;
   }
 
   async deleteDefinition(name: string): Promise<void> {
+    this.definitionCache.delete(name);
     const existing = await this.getDefinition(name);
     if (!existing) throw new NotFoundError(`resource definition "${name}" not found`);
     if (existing.builtIn) throw new ConflictError(`resource definition "${name}" is built in and cannot be deleted`);
     const { count } = this.sql('SELECT count(*) AS count FROM resources WHERE type = ?').get(name) as { count: number };
     if (count > 0) throw new ConflictError(`resource definition "${name}" still has ${count} resource(s); delete them first`);
     this.sql('DELETE FROM definitions WHERE name = ?').run(name);
+    this.definitionCache.delete(name);
   }
 
   async createResource(input: ResourceInput, run: RunRecord): Promise<Resource> {
@@ -173,8 +187,11 @@ export class EmbeddedStore implements Store {
         .run(input.resource, input.name, input.pipeline ?? null, spec, stamp);
       this.insertRun(run);
     });
-    this.emitRun(run.runid);
-    return (await this.getResource(input.resource, input.name))!;
+    this.emitRun(run);
+    // What was just written, without reading it back.
+    const resource: Resource = { name: input.name, resource: input.resource, spec: input.spec, metadata: { version: 1, createdAt: stamp, updatedAt: stamp } };
+    if (input.pipeline !== undefined) resource.pipeline = input.pipeline;
+    return resource;
   }
 
   async replaceResource(input: ResourceInput, makeRun: (version: number) => RunRecord): Promise<{ resource: Resource; run: RunRecord }> {
@@ -192,7 +209,7 @@ export class EmbeddedStore implements Store {
       this.insertRun(next);
       return next;
     });
-    this.emitRun(run.runid);
+    this.emitRun(run);
     return { resource: (await this.getResource(input.resource, input.name))!, run };
   }
 
@@ -287,20 +304,20 @@ export class EmbeddedStore implements Store {
         .run(updated.phase, updated.reason, updated.message, updated.startedAt, updated.finishedAt, JSON.stringify(updated.steps), runid);
       return updated;
     });
-    this.emitRun(runid);
+    this.emitRun(next);
     return next;
   }
 
+  // Listeners get the record as written, after the writer's call returns (as before, when
+  // each listener read it back: one read per listener per write, now none).
   onRunChange(listener: RunListener): () => void {
-    const handler = (runid: string) => {
-      void this.getRun(runid).then((run) => run && listener(run));
-    };
+    const handler = (run: RunRecord) => queueMicrotask(() => listener(run));
     this.events.on('run', handler);
     return () => this.events.off('run', handler);
   }
 
-  private emitRun(runid: string): void {
-    this.events.emit('run', runid);
+  private emitRun(run: RunRecord): void {
+    if (this.events.listenerCount('run') > 0) this.events.emit('run', run);
   }
 
   async listDriverPipelines(): Promise<DriverPipeline[]> {
