@@ -52,7 +52,11 @@ function resourceFromRow(row: Row, createdAt = String(row.created_at), updatedAt
   return resource;
 }
 
+// A run's spec is parsed only when something reads it: the API's run views leave it out, so
+// GET /runs/{id} and GET /runs pay for parsing only the steps they answer with.
 function runFromRow(row: Row): RunRecord {
+  const specText = String(row.spec);
+  let spec: JsonObject | undefined;
   return {
     runid: String(row.runid),
     resource: String(row.resource),
@@ -66,7 +70,12 @@ function runFromRow(row: Row): RunRecord {
     startedAt: row.started_at as string | null,
     finishedAt: row.finished_at as string | null,
     steps: JSON.parse(String(row.steps)),
-    spec: JSON.parse(String(row.spec)) as JsonObject,
+    get spec(): JsonObject {
+      return (spec ??= JSON.parse(specText) as JsonObject);
+    },
+    set spec(value: JsonObject) {
+      spec = value;
+    },
     pipeline: row.pipeline as string | null,
   };
 }
