@@ -28,7 +28,9 @@ export function buildRouter(deps: ApiDeps): Router {
     logRoutes(deps),
     healthRoutes(deps),
   ]) {
-    router.use(child.routes(), child.allowedMethods());
+    // The child's routes are copied into this router; its allowedMethods would be one more
+    // middleware on every request, and the top-level one below already answers 405/501.
+    router.use(child.routes());
   }
   router.get('/openapi.json', (ctx) => {
     ctx.body = openApiDocument;

@@ -131,9 +131,17 @@ export function newRun(input: NewRunInput): RunRecord {
   };
 }
 
+// Every public field, checked by the compiler: a field added to Run must be listed here.
+const PUBLIC_RUN_FIELDS = Object.keys({
+  runid: true, resource: true, name: true, version: true, driver: true, phase: true, reason: true, message: true,
+  createdAt: true, startedAt: true, finishedAt: true, steps: true,
+} satisfies Record<keyof Run, true>) as (keyof Run)[];
+
+// Field by field: a rest spread would also read `spec`, which a store may parse lazily.
 export function toPublicRun(run: RunRecord): Run {
-  const { spec: _spec, pipeline: _pipeline, ...rest } = run;
-  return rest;
+  const out: Record<string, unknown> = {};
+  for (const field of PUBLIC_RUN_FIELDS) if (run[field] !== undefined) out[field] = run[field];
+  return out as unknown as Run;
 }
 
 // A run id that any actor computes alike from the same seed (e.g. a Pipeline's uid and
