@@ -180,7 +180,7 @@ export const openApiDocument = {
           resource: { type: 'string' },
           spec: { type: 'object' },
           pipeline: { type: 'string' },
-          metadata: { type: 'object', properties: { version: { type: 'integer' }, createdAt: { type: 'string' }, updatedAt: { type: 'string' } } },
+          metadata: { type: 'object', description: 'Every value a string, as upstream clients expect.', properties: { version: { type: 'string' }, createdAt: { type: 'string' }, updatedAt: { type: 'string' } } },
         },
       },
       DefinitionInput: {

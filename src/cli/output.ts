@@ -154,7 +154,7 @@ export interface ResourceView {
   resource: string;
   spec: Record<string, unknown>;
   pipeline?: string;
-  metadata?: { version?: number; createdAt?: string; updatedAt?: string };
+  metadata?: { version?: string | number; createdAt?: string; updatedAt?: string };
 }
 
 export interface DefinitionView {

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { BadRequestError, NotFoundError, assertName, parseResourceInput, parseResourceReplacement } from '../../domain/index.ts';
+import { BadRequestError, NotFoundError, assertName, parseResourceInput, parseResourceReplacement, presentResource } from '../../domain/index.ts';
 import type { ApiDeps } from '../context.ts';
 import { planRun, validateResource } from '../resource-runs.ts';
 
@@ -24,14 +24,14 @@ export function resourceRoutes(deps: ApiDeps): Router {
     const type = ctx.params.type!;
     assertName('resource', type);
     if (!(await deps.store.getDefinition(type))) throw new NotFoundError(`resource type "${type}" is not defined`);
-    ctx.body = await deps.store.listResources(type);
+    ctx.body = (await deps.store.listResources(type)).map(presentResource);
   });
 
   router.get('/resources/:type/:name', async (ctx) => {
     const { type, name } = ctx.params as { type: string; name: string };
     const resource = await deps.store.getResource(type, name);
     if (!resource) throw new NotFoundError(`resource ${type}/${name} not found`);
-    ctx.body = resource;
+    ctx.body = presentResource(resource);
   });
 
   router.get('/resources/:type/:name/:version', async (ctx) => {
@@ -39,7 +39,7 @@ export function resourceRoutes(deps: ApiDeps): Router {
     const n = versionParam(version);
     const resource = await deps.store.getResource(type, name, n);
     if (!resource) throw new NotFoundError(`resource ${type}/${name} version ${n} not found`);
-    ctx.body = resource;
+    ctx.body = presentResource(resource);
   });
 
   router.put('/resources/:type/:name', async (ctx) => {
