@@ -28,6 +28,14 @@ export interface Config {
   // Kubernetes mode: the client's rate limit (requests a second, and the burst above it).
   kubeQps: number;
   kubeBurst: number;
+  // External drivers: the NATS server (with JetStream) they share with Conveyor. None: only
+  // the built-in command-runner runs anything.
+  natsUrl?: string;
+  natsUser?: string;
+  natsPassword?: string;
+  natsToken?: string;
+  // A run of a type no driver serves fails NoDriver after this long.
+  noDriverTimeoutMs: number;
 }
 
 export interface ServeFlags {
@@ -40,6 +48,8 @@ export interface ServeFlags {
   shutdownGrace?: string;
   logLevel?: string;
   namespace?: string;
+  natsUrl?: string;
+  driverTimeout?: string;
 }
 
 function integer(value: string, source: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -80,5 +90,25 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     namespace: pick(flags.namespace, 'namespace', env, 'CONVEYOR_NAMESPACE')?.[0],
     kubeQps: env.CONVEYOR_KUBE_QPS ? integer(env.CONVEYOR_KUBE_QPS, 'CONVEYOR_KUBE_QPS', 1) : DEFAULT_RATE_LIMIT.qps,
     kubeBurst: env.CONVEYOR_KUBE_BURST ? integer(env.CONVEYOR_KUBE_BURST, 'CONVEYOR_KUBE_BURST', 1) : DEFAULT_RATE_LIMIT.burst,
+    ...natsConfig(flags, env),
+  };
+}
+
+function natsConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): Pick<Config, 'natsUrl' | 'natsUser' | 'natsPassword' | 'natsToken' | 'noDriverTimeoutMs'> {
+  const url = pick(flags.natsUrl, 'nats-url', env, 'CONVEYOR_NATS_URL');
+  if (url && !/^(nats|tls|wss?):\/\/[^\s]+$/.test(url[0].split(',')[0]!.trim())) {
+    throw new Error(`${url[1]} must be a NATS URL such as nats://127.0.0.1:4222 (got "${url[0]}")`);
+  }
+  const timeout = pick(flags.driverTimeout, 'driver-timeout', env, 'CONVEYOR_DRIVER_TIMEOUT_SECONDS');
+  const seconds = timeout ? Number(timeout[0]) : 300;
+  if (timeout && (!/^\d+(\.\d+)?$/.test(timeout[0].trim()) || seconds <= 0)) {
+    throw new Error(`${timeout[1]} must be a positive number of seconds (got "${timeout[0]}")`);
+  }
+  return {
+    natsUrl: url?.[0],
+    natsUser: env.CONVEYOR_NATS_USER || undefined,
+    natsPassword: env.CONVEYOR_NATS_PASSWORD || undefined,
+    natsToken: env.CONVEYOR_NATS_TOKEN || undefined,
+    noDriverTimeoutMs: Math.round(seconds * 1000),
   };
 }

@@ -14,6 +14,7 @@ import { driverPipelineRoutes } from './routes/driver-pipelines.ts';
 import { runRoutes } from './routes/runs.ts';
 import { logRoutes } from './routes/logs.ts';
 import { healthRoutes } from './routes/health.ts';
+import { driverRoutes } from './routes/drivers.ts';
 
 export function buildRouter(deps: ApiDeps): Router {
   const router = new Router();
@@ -24,6 +25,7 @@ export function buildRouter(deps: ApiDeps): Router {
     runRoutes(deps),
     logRoutes(deps),
     healthRoutes(deps),
+    driverRoutes(deps),
   ]) {
     router.use(child.routes(), child.allowedMethods());
   }

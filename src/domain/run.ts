@@ -15,6 +15,23 @@ export interface StepStatus {
   exitCode: number | null;
   startedAt: string | null;
   finishedAt: string | null;
+  // Steps of runs served by external drivers (one per driver of a driver pipeline, or one
+  // for the driver serving the type): who runs it, which event it was handed, when the
+  // event was published, and the result the driver reported.
+  driver?: string;
+  event?: ResourceEvent;
+  dispatchedAt?: string;
+  // The event's sequence in the `messages` stream: a driver's ack of it shows in its consumer.
+  eventSeq?: number;
+  result?: DriverResult;
+}
+
+export type ResourceEvent = 'create' | 'update' | 'delete';
+
+export interface DriverResult {
+  success: boolean;
+  message: string;
+  data: unknown;
 }
 
 export interface Run {
@@ -43,6 +60,7 @@ export const Reasons = {
   Interrupted: 'Interrupted',
   DeadlineExceeded: 'DeadlineExceeded',
   StartFailed: 'StartFailed',
+  DriverFailed: 'DriverFailed',
 } as const;
 
 // Pending may end without ever being seen Running: on Kubernetes a quick pod can finish
@@ -67,6 +85,13 @@ export function assertTransition(run: Pick<Run, 'runid' | 'phase'>, to: RunPhase
   if (!canTransition(run.phase, to)) {
     throw new ConflictError(`run ${run.runid} is ${run.phase} and cannot become ${to}`);
   }
+}
+
+// The steps of a run served by external drivers: one per driver in a chain, or, with no
+// chain, one for whichever driver serves the type (named after the type until one starts).
+export function driverSteps(event: ResourceEvent, chain: { name: string; driver: string }[] | null, type: string): StepStatus[] {
+  const steps = chain ?? [{ name: type, driver: '' }];
+  return steps.map((s) => ({ name: s.name, phase: 'Pending', exitCode: null, startedAt: null, finishedAt: null, driver: s.driver, event }));
 }
 
 export function pendingSteps(names: string[]): StepStatus[] {

@@ -13,8 +13,8 @@ export function resourceRoutes(deps: ApiDeps): Router {
 
   router.post('/resources', async (ctx) => {
     const input = parseResourceInput(ctx.request.body);
-    await validateResource(deps, input);
-    const run = planRun(deps, input, 1);
+    const chain = await validateResource(deps, input);
+    const run = planRun(deps, input, 1, 'create', chain);
     await deps.store.createResource(input, run);
     ctx.status = 201;
     ctx.body = { message: 'Resource created successfully', name: input.name, runid: run.runid, version: '1' };
@@ -46,15 +46,26 @@ export function resourceRoutes(deps: ApiDeps): Router {
     const { type, name } = ctx.params as { type: string; name: string };
     const input = parseResourceReplacement(ctx.request.body, type, name);
     if (!(await deps.store.getResource(type, name))) throw new NotFoundError(`resource ${type}/${name} not found`);
-    await validateResource(deps, input);
-    const { resource, run } = await deps.store.replaceResource(input, (version) => planRun(deps, input, version));
+    const chain = await validateResource(deps, input);
+    const { resource, run } = await deps.store.replaceResource(input, (version) => planRun(deps, input, version, 'update', chain));
     ctx.body = { message: 'Resource updated successfully', name, runid: run.runid, version: String(resource.metadata.version) };
   });
 
   router.delete('/resources/:type/:name', async (ctx) => {
     const { type, name } = ctx.params as { type: string; name: string };
-    await deps.store.deleteResource(type, name);
-    ctx.status = 204;
+    // With external drivers on the bus, deleting a resource they serve is an event too: it
+    // starts a run (the drivers clean up), whose id the answer carries.
+    const resource = deps.drivers && deps.driverFor(type) === null ? await deps.store.getResource(type, name) : undefined;
+    if (!resource) {
+      await deps.store.deleteResource(type, name);
+      ctx.status = 204;
+      return;
+    }
+    const input = { name, resource: type, spec: resource.spec, ...(resource.pipeline ? { pipeline: resource.pipeline } : {}) };
+    const chain = input.pipeline ? await deps.store.getDriverPipeline(input.pipeline) : undefined;
+    const run = planRun(deps, input, resource.metadata.version, 'delete', chain);
+    await deps.store.deleteResource(type, name, run);
+    ctx.body = { message: 'Resource deleted successfully', name, runid: run.runid };
   });
 
   return router;

@@ -200,12 +200,14 @@ export class EmbeddedStore implements Store {
     return (this.db.prepare('SELECT * FROM resources WHERE type = ? ORDER BY name').all(type) as Row[]).map((r) => resourceFromRow(r));
   }
 
-  async deleteResource(type: string, name: string): Promise<void> {
+  async deleteResource(type: string, name: string, run?: RunRecord): Promise<void> {
     transaction(this.db, () => {
       const { changes } = this.db.prepare('DELETE FROM resources WHERE type = ? AND name = ?').run(type, name);
       if (changes === 0) throw new NotFoundError(`resource ${type}/${name} not found`);
       this.db.prepare('DELETE FROM resource_versions WHERE type = ? AND name = ?').run(type, name);
+      if (run) this.insertRun(run);
     });
+    if (run) this.emitRun(run.runid);
   }
 
   private insertRun(run: RunRecord): void {
@@ -275,10 +277,10 @@ export class EmbeddedStore implements Store {
       assertTransition(current, updated.phase);
       this.db
         .prepare(
-          `UPDATE runs SET phase = ?, reason = ?, message = ?, started_at = ?, finished_at = ?, steps = ?
+          `UPDATE runs SET driver = ?, phase = ?, reason = ?, message = ?, started_at = ?, finished_at = ?, steps = ?
            WHERE runid = ?`,
         )
-        .run(updated.phase, updated.reason, updated.message, updated.startedAt, updated.finishedAt, JSON.stringify(updated.steps), runid);
+        .run(updated.driver, updated.phase, updated.reason, updated.message, updated.startedAt, updated.finishedAt, JSON.stringify(updated.steps), runid);
       return updated;
     });
     this.emitRun(runid);
