@@ -4,7 +4,9 @@
 import { expect } from 'chai';
 import { collectFrames, request, waitForRun } from '../support/http.ts';
 import { startNats, type TestNats } from '../support/nats.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mainScript, startServer, type TestServer } from '../support/server.ts';
 import { startWireDriver, type WireDriver } from '../support/wire-driver.ts';
 
 const widgetDefinition = { name: 'widget', version: '1.0.0', description: 'a widget', schema: { type: 'object', required: ['size'], properties: { size: { type: 'string' } } } };
@@ -137,6 +139,22 @@ describe('external drivers over NATS JetStream (local mode)', function () {
     expect(all).to.deep.equal(['builder:builder starts', 'builder:builder done', 'shipper:shipper starts', 'shipper:shipper done']);
     const shipperOnly = await collectFrames(`${server.wsUrl}/drivers/streams/logs/shipper/${runid}`);
     expect(shipperOnly.frames.map((f) => JSON.parse(f)[1])).to.deep.equal(['shipper starts', 'shipper done']);
+  });
+
+  it('lists the drivers from their JetStream consumers, over HTTP and as `conveyor get drivers`', async () => {
+    const list = (await call('GET', '/drivers')).body as any[];
+    expect(list.map((d) => [d.name, d.resources.join(',')])).to.deep.include.members([
+      ['builder', 'gadget'],
+      ['shipper', 'gadget'],
+      ['widget-maker', 'widget'],
+    ]);
+    for (const d of list) expect(d).to.have.all.keys('name', 'resources', 'subjects', 'connected', 'pending', 'ackPending', 'redelivered', 'lastActive');
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+    delete env.CONVEYOR_SERVER;
+    const { stdout } = await promisify(execFile)(process.execPath, [mainScript, '--server', server.url, 'get', 'drivers'], { env });
+    const rows = stdout.trim().split('\n');
+    expect(rows[0]).to.match(/^NAME\s+RESOURCES\s+CONNECTED\s+PENDING\s+IN HAND\s+LAST ACTIVE$/);
+    expect(rows.some((r) => /^widget-maker\s+widget\s+(yes|no)\s+0\s+0\s+/.test(r)), stdout).to.equal(true);
   });
 
   it('a failing driver fails the run and stops its pipeline', async () => {

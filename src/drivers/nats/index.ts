@@ -123,7 +123,7 @@ export class NatsDriverBus implements DriverBus {
 
     // Current generation: JetStream (durable, survives our restarts) and core (live).
     this.loops.push(await this.consume(Streams.logsEngine.name, Consumers.logs, (m) => this.enqueue(() => this.onLine('jetstream', parseDriverLog(json(m.data))), m)));
-    this.loops.push(await this.consume(Streams.pipelineEngine.name, Consumers.results, (m) => this.enqueue(() => this.onResult(parseDriverResult(json(m.data))), m)));
+    this.loops.push(await this.consume(Streams.pipelineEngine.name, Consumers.results, (m) => this.onResultMessage(m)));
     this.subs.push(
       this.nc.subscribe('live.logs.>', { callback: (_e, m) => this.enqueue(() => this.onLine('live', parseDriverLog(json(m.data)))) }),
       // Older generation: `driver:<driver>:logs:<runid>` is one subject token.
@@ -162,6 +162,18 @@ export class NatsDriverBus implements DriverBus {
           msg?.nak(1_000);
         },
       );
+  }
+
+  // A driver sends its lines before its result, but the two come through different consumers.
+  // Once every line in the log stream has been delivered to us (queued here), the result is
+  // queued behind them, so the run ends after its last line, never before.
+  private onResultMessage(m: JsMsg): void {
+    const result = parseDriverResult(json(m.data));
+    this.enqueue(async () => {
+      await this.logsDelivered();
+      await new Promise((r) => setImmediate(r));
+      this.enqueue(() => this.onResult(result), m);
+    });
   }
 
   private schedulePoll(): void {
@@ -334,8 +346,6 @@ export class NatsDriverBus implements DriverBus {
     run = await this.markAlive(run, result.driver);
     const index = run.steps.findIndex((s) => s.driver === result.driver && s.result === undefined && (s.phase === 'Running' || s.phase === 'Pending'));
     if (index < 0) return;
-    // Lines the driver sent before its result are in the JetStream log stream by now.
-    await this.logsCaughtUp();
     const outcome: DriverResult = { success: result.success, message: result.message, data: result.data };
     const now = new Date().toISOString();
     const updated = await this.update(run.runid, (r) => ({
@@ -355,13 +365,11 @@ export class NatsDriverBus implements DriverBus {
     }
   }
 
-  // Waits (briefly) until Conveyor's log consumer has nothing pending or unacknowledged.
-  private async logsCaughtUp(): Promise<void> {
+  // Waits (briefly) until every line in the log stream has been delivered to this server.
+  private async logsDelivered(): Promise<void> {
     const deadline = Date.now() + 3_000;
     while (Date.now() < deadline) {
       const info = await this.jsm!.consumers.info(Streams.logsEngine.name, Consumers.logs);
-      // This result's own handler holds the queue: lines still pending run after it, so wait
-      // only for lines delivered to no one yet to reach the queue.
       if (info.num_pending === 0) return;
       await new Promise((r) => setTimeout(r, 20));
     }
