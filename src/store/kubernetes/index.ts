@@ -254,9 +254,11 @@ export class KubernetesStore implements Store {
     return (await this.resources.list(`${Labels.resourceType}=${type}`)).map(genericResource).sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  async deleteResource(type: string, name: string): Promise<void> {
+  async deleteResource(type: string, name: string, run?: RunRecord): Promise<void> {
     if (type === PIPELINE_TYPE) await this.pipelines.delete(name);
     else await this.resources.delete(resourceObjectName(type, name));
+    // The deleted object owns nothing any more: the run of its deletion stands alone.
+    if (run) await this.ensureRun(run, '');
   }
 
   async getRun(runid: string): Promise<RunRecord | undefined> {
