@@ -364,10 +364,16 @@ dns_ready() {
   [ "$(kc -n kube-system get deployment coredns -o 'jsonpath={.status.readyReplicas}' 2>/dev/null)" = 1 ]
 }
 
-start_containerd() {
+# launch_containerd: starts containerd and waits for its socket (restart.sh uses it alone:
+# the images are still in containerd's root).
+launch_containerd() {
   mkdir -p "$RUN_ROOT"
   start containerd containerd --config "$CONF/containerd.toml"
   wait_for "containerd's socket" 30 ctr --address "$CONTAINERD_SOCK" version || { started containerd; return 1; }
+}
+
+start_containerd() {
+  launch_containerd
   import_images
 }
 
@@ -405,7 +411,7 @@ start_apiserver() {
     || { started kube-apiserver; return 1; }
 }
 
-start_node_and_controllers() {
+start_controller_manager() {
   local pki="$CLUSTER_DIR/pki"
   start kube-controller-manager "$(kube_bin kube-controller-manager)" \
     --kubeconfig="$CLUSTER_DIR/kube-controller-manager.kubeconfig" \
@@ -417,17 +423,33 @@ start_node_and_controllers() {
     --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --profiling=false --v=1
+}
+
+start_scheduler() {
   start kube-scheduler "$(kube_bin kube-scheduler)" \
     --kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
     --authentication-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
     --authorization-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --leader-elect=false --profiling=false --v=1
+}
+
+start_kubelet() {
   mkdir -p "$(kubelet_root)" "$CLUSTER_DIR/pod-logs"
   start kubelet "$(kube_bin kubelet)" \
     --config="$CONF/kubelet.yaml" --kubeconfig="$CLUSTER_DIR/kubelet.kubeconfig" \
     --root-dir="$(kubelet_root)" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" \
     --pod-infra-container-image="$PAUSE_IMAGE" --v=1
+}
+
+start_kube_proxy() {
   start kube-proxy "$(kube_bin kube-proxy)" --config="$CONF/kube-proxy.yaml" --v=1
+}
+
+start_node_and_controllers() {
+  start_controller_manager
+  start_scheduler
+  start_kubelet
+  start_kube_proxy
 }
 
 node_ready() {
