@@ -28,6 +28,9 @@ export interface Config {
   // Kubernetes mode: the client's rate limit (requests a second, and the burst above it).
   kubeQps: number;
   kubeBurst: number;
+  // Kubernetes mode: the Deployment of this server's installation (the chart sets it); when
+  // it is gone or being deleted the server releases every run pod's log finalizer.
+  installation?: string;
 }
 
 export interface ServeFlags {
@@ -80,5 +83,6 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     namespace: pick(flags.namespace, 'namespace', env, 'CONVEYOR_NAMESPACE')?.[0],
     kubeQps: env.CONVEYOR_KUBE_QPS ? integer(env.CONVEYOR_KUBE_QPS, 'CONVEYOR_KUBE_QPS', 1) : DEFAULT_RATE_LIMIT.qps,
     kubeBurst: env.CONVEYOR_KUBE_BURST ? integer(env.CONVEYOR_KUBE_BURST, 'CONVEYOR_KUBE_BURST', 1) : DEFAULT_RATE_LIMIT.burst,
+    installation: env.CONVEYOR_INSTALLATION || undefined,
   };
 }

@@ -5,9 +5,10 @@
 # down first. Builds whatever the build cache lacks (see build.sh).
 #
 # Components, each a process of ours with its pid in .cluster/run and its log in .cluster/logs:
-#   containerd (Debian's, with runc and the CNI plugins), etcd, kube-apiserver,
+#   containerd (built from Go modules; Debian's runc and CNI plugins), etcd, kube-apiserver,
 #   kube-controller-manager, kube-scheduler, kubelet, kube-proxy (iptables mode); and in the
-#   cluster, CoreDNS (kube-system/coredns) as the cluster DNS.
+#   cluster, CoreDNS (kube-system/coredns) as the cluster DNS and local-path-provisioner
+#   (local-path-storage) behind the default StorageClass `local-path`.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_SCRIPTS/build.sh"
 source "$CLUSTER_SCRIPTS/images.sh"
@@ -16,7 +17,7 @@ source "$CLUSTER_SCRIPTS/down.sh"
 
 LOGS="$CLUSTER_DIR/logs"
 CONF="$CLUSTER_DIR/conf"
-DEB_PACKAGES=(containerd runc containernetworking-plugins busybox-static iptables conntrack openssl curl)
+DEB_PACKAGES=(runc containernetworking-plugins busybox-static iptables conntrack openssl curl)
 CNI_BIN_DIR=/usr/lib/cni
 
 # --- health --------------------------------------------------------------------------------
@@ -31,7 +32,7 @@ cluster_healthy() {
   curl -sfm 3 http://127.0.0.1:10256/healthz >/dev/null || return 1     # kube-proxy
   [ "$(kc get --raw /readyz --request-timeout=5s 2>/dev/null)" = ok ] || return 1
   [ "$(kc get node "$NODE_NAME" --request-timeout=5s \
-        -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] && dns_ready
+        -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] && dns_ready && storage_ready
 }
 
 # wait_for DESCRIPTION SECONDS CMD...: polls CMD every half second.
@@ -129,7 +130,56 @@ host_network() {
 
 write_configs() {
   mkdir -p "$CONF" "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/cni/ipam"
+  # containerd 2.x (config version 3), built from Go modules (build.sh) with its own runc
+  # shim: Debian's containerd 1.6 shim drops a container's output that is still in flight 2 s
+  # after it exits (containerd #12364). runc and the CNI plugins are Debian's.
   cat > "$CONF/containerd.toml" <<EOF
+# containerd of the Conveyor test cluster (written by scripts/cluster/up.sh)
+version = 3
+root = "$CLUSTER_DIR/containerd"
+state = "$RUN_ROOT/containerd"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.blockfile", "io.containerd.snapshotter.v1.erofs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]
+
+[grpc]
+  address = "$CONTAINERD_SOCK"
+
+[ttrpc]
+  address = "$RUN_ROOT/containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins.'io.containerd.grpc.v1.cri']
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "$PAUSE_IMAGE"
+
+[plugins.'io.containerd.cri.v1.runtime']
+  enable_selinux = false
+  # This machine denies lowering oom_score_adj (no CAP_SYS_RESOURCE): keep every container at
+  # or above containerd's own score instead of failing to start pod sandboxes at -998.
+  restrict_oom_score_adj = true
+  [plugins.'io.containerd.cri.v1.runtime'.containerd]
+    default_runtime_name = "runc"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      # Our shim, never another containerd's that happens to be on PATH.
+      runtime_path = "$CONTAINERD_CACHE/bin/containerd-shim-runc-v2"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        BinaryName = "$(command -v runc)"
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["$CNI_BIN_DIR"]
+    conf_dir = "$CLUSTER_DIR/cni/net.d"
+    max_conf_num = 1
+EOF
 # containerd of the Conveyor test cluster (written by scripts/cluster/up.sh)
 version = 2
 root = "$CLUSTER_DIR/containerd"
@@ -212,7 +262,7 @@ containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
 cgroupDriver: cgroupfs
 failCgroupV1: false
 failSwapOn: false
-# containerd 1.6.20 does not pin the sandbox image, so never collect images.
+# Images are imported, never pulled (no registry is reachable): never collect them.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:
@@ -368,8 +418,141 @@ dns_ready() {
 # the images are still in containerd's root).
 launch_containerd() {
   mkdir -p "$RUN_ROOT"
-  start containerd containerd --config "$CONF/containerd.toml"
+  # Our binaries first on PATH, so whatever containerd runs by name (its shim) is ours.
+  start containerd env PATH="$CONTAINERD_CACHE/bin:$PATH" "$CONTAINERD_CACHE/bin/containerd" \
+    --config "$CONF/containerd.toml"
   wait_for "containerd's socket" 30 ctr --address "$CONTAINERD_SOCK" version || { started containerd; return 1; }
+}
+
+# The default StorageClass `local-path`: Rancher's local-path-provisioner (as kind ships it)
+# creates a directory under .cluster/local-path for each claim, with a helper pod of the
+# busybox test image, and removes it when the volume is released.
+write_storage_manifest() {
+  cat > "$CONF/local-path-storage.yaml" <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: local-path-storage}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+---
+# Its helper pods live in its own namespace only.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, create, patch, update, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: local-path-provisioner}
+subjects:
+- {kind: ServiceAccount, name: local-path-provisioner, namespace: local-path-storage}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "conveyor:local-path-provisioner"}
+rules:
+- apiGroups: [""]
+  resources: [nodes, persistentvolumeclaims, configmaps, pods, pods/log]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [persistentvolumes]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [storage.k8s.io]
+  resources: [storageclasses]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "conveyor:local-path-provisioner"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "conveyor:local-path-provisioner"}
+subjects:
+- {kind: ServiceAccount, name: local-path-provisioner, namespace: local-path-storage}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: local-path-config, namespace: local-path-storage}
+data:
+  config.json: |-
+    {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["$CLUSTER_DIR/local-path"]}]}
+  setup: |-
+    #!/bin/sh
+    set -eu
+    mkdir -m 0777 -p "\$VOL_DIR"
+  teardown: |-
+    #!/bin/sh
+    set -eu
+    rm -rf "\$VOL_DIR"
+  helperPod.yaml: |-
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: helper-pod}
+    spec:
+      priorityClassName: system-node-critical
+      tolerations:
+      - {key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}
+      containers:
+      - name: helper-pod
+        image: $HELLO_IMAGE
+        imagePullPolicy: Never
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: local-path-provisioner}}
+  template:
+    metadata: {labels: {app: local-path-provisioner}}
+    spec:
+      serviceAccountName: local-path-provisioner
+      priorityClassName: system-cluster-critical
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: local-path-provisioner
+        image: $LOCAL_PATH_IMAGE
+        imagePullPolicy: Never
+        command: [/local-path-provisioner, start, --config, /etc/config/config.json,
+                  --service-account-name, local-path-provisioner, --helper-image, $HELLO_IMAGE]
+        env:
+        - name: POD_NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+        - {name: CONFIG_MOUNT_PATH, value: /etc/config/}
+        resources:
+          requests: {cpu: 10m, memory: 20Mi}
+        volumeMounts:
+        - {name: config, mountPath: /etc/config/}
+      volumes:
+      - name: config
+        configMap: {name: local-path-config}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local-path
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: rancher.io/local-path
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Delete
+EOF
+}
+
+start_storage() {
+  mkdir -p "$CLUSTER_DIR/local-path"
+  write_storage_manifest
+  kc apply -f "$CONF/local-path-storage.yaml" >/dev/null
+}
+
+storage_ready() {
+  [ "$(kc -n local-path-storage get deployment local-path-provisioner -o 'jsonpath={.status.readyReplicas}' 2>/dev/null)" = 1 ]
 }
 
 start_containerd() {
@@ -471,6 +654,11 @@ wait_ready() {
     kc -n kube-system logs deployment/coredns --tail=20 >&2 || true
     return 1
   }
+  wait_for "the local-path provisioner to be ready" 90 storage_ready || {
+    kc -n local-path-storage describe pods >&2 || true
+    kc -n local-path-storage logs deployment/local-path-provisioner --tail=20 >&2 || true
+    return 1
+  }
   for c in "${COMPONENTS[@]}"; do started "$c"; done
 }
 
@@ -515,6 +703,7 @@ up() {
   phase kube-apiserver start_apiserver
   phase node-and-controllers start_node_and_controllers
   phase dns start_dns
+  phase storage start_storage
   phase wait-ready wait_ready
   install_clients
   log "cluster is up: export KUBECONFIG=$CLUSTER_DIR/kubeconfig PATH=$CLUSTER_DIR/bin:\$PATH"

@@ -77,6 +77,7 @@ describe('packaging: least privilege of the server account', function () {
     ['get the leader Lease', ['get', 'leases.coordination.k8s.io']],
     ['create the leader Lease', ['create', 'leases.coordination.k8s.io']],
     ['update the leader Lease', ['update', 'leases.coordination.k8s.io']],
+    ['read its own Deployment (is the installation going?)', ['get', `deployments.apps/${account}`]],
   ];
   for (const [what, args] of allowed) {
     it(`can ${what} in its namespace`, async () => {
@@ -104,6 +105,8 @@ describe('packaging: least privilege of the server account', function () {
     ['read CRDs', ['get', 'customresourcedefinitions.apiextensions.k8s.io'], null],
     ['create Jobs in another namespace', ['create', 'jobs.batch'], 'default'],
     ['read Runs in another namespace', ['get', 'runs.conveyor.ci'], 'default'],
+    ['read another Deployment', ['get', 'deployments.apps/other'], 'self'],
+    ['list Deployments', ['list', 'deployments.apps'], 'self'],
     ['do anything to anything', ['*', '*'], 'self'],
   ];
   for (const [what, args, where] of denied) {
