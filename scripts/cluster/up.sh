@@ -21,7 +21,17 @@ DEB_PACKAGES=(runc containernetworking-plugins busybox-static iptables conntrack
 CNI_BIN_DIR=/usr/lib/cni
 
 # --- health --------------------------------------------------------------------------------
-cluster_healthy() {
+cluster_healthy() { control_plane_healthy && node_current && storage_ready; }
+
+# The node runs the containerd these scripts build now (not Debian's, nor an older build).
+node_current() {
+  local pid
+  pid=$(cat "$(pidfile containerd)" 2>/dev/null) || return 1
+  [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$CONTAINERD_CACHE/bin/containerd" ]
+}
+
+# Everything but the node's runtime and the StorageClass: what an in-place update keeps.
+control_plane_healthy() {
   [ -f "$OWNER_FILE" ] && [ "$(cat "$OWNER_FILE")" = "$CLUSTER_DIR" ] || return 1
   local c
   for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
@@ -32,7 +42,7 @@ cluster_healthy() {
   curl -sfm 3 http://127.0.0.1:10256/healthz >/dev/null || return 1     # kube-proxy
   [ "$(kc get --raw /readyz --request-timeout=5s 2>/dev/null)" = ok ] || return 1
   [ "$(kc get node "$NODE_NAME" --request-timeout=5s \
-        -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] && dns_ready && storage_ready
+        -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] && dns_ready
 }
 
 # wait_for DESCRIPTION SECONDS CMD...: polls CMD every half second.
@@ -130,12 +140,12 @@ host_network() {
 
 write_configs() {
   mkdir -p "$CONF" "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/cni/ipam"
-  # containerd 2.x (config version 3), built from Go modules (build.sh) with its own runc
+  # containerd 2.x (config version 4), built from Go modules (build.sh) with its own runc
   # shim: Debian's containerd 1.6 shim drops a container's output that is still in flight 2 s
   # after it exits (containerd #12364). runc and the CNI plugins are Debian's.
   cat > "$CONF/containerd.toml" <<EOF
 # containerd of the Conveyor test cluster (written by scripts/cluster/up.sh)
-version = 3
+version = 4
 root = "$CLUSTER_DIR/containerd"
 state = "$RUN_ROOT/containerd"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.blockfile", "io.containerd.snapshotter.v1.erofs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]
@@ -177,45 +187,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         BinaryName = "$(command -v runc)"
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ["$CNI_BIN_DIR"]
-    conf_dir = "$CLUSTER_DIR/cni/net.d"
-    max_conf_num = 1
-EOF
-# containerd of the Conveyor test cluster (written by scripts/cluster/up.sh)
-version = 2
-root = "$CLUSTER_DIR/containerd"
-state = "$RUN_ROOT/containerd"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-
-[grpc]
-  address = "$CONTAINERD_SOCK"
-
-[ttrpc]
-  address = "$RUN_ROOT/containerd.sock.ttrpc"
-
-[debug]
-  address = ""
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$PAUSE_IMAGE"
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  enable_selinux = false
-  # This machine denies lowering oom_score_adj (no CAP_SYS_RESOURCE): keep every container at
-  # or above containerd's own score instead of failing to start pod sandboxes at -998.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-        BinaryName = "$(command -v runc)"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$CNI_BIN_DIR"
     conf_dir = "$CLUSTER_DIR/cni/net.d"
     max_conf_num = 1
 EOF
@@ -662,6 +633,39 @@ wait_ready() {
   for c in "${COMPONENTS[@]}"; do started "$c"; done
 }
 
+# Replaces the node's containerd by the one built now, keeping the control plane (etcd's
+# state, certificates, kubeconfig) and every API object: the kubelet stops, every container
+# is stopped, containerd's state is cleared and the new one starts with the images imported
+# again (also Conveyor's last image.sh build); the kubelet then makes every pod's sandbox
+# anew. Pods of Deployments come back; a run pod caught running fails.
+swap_runtime() {
+  stop_component kubelet
+  stop_containers
+  remove_pod_netns
+  rm -rf "$CLUSTER_DIR/cni/ipam"
+  unmount_under "$RUN_ROOT/containerd"
+  unmount_under "$CLUSTER_DIR/containerd"
+  rm -rf "$RUN_ROOT/containerd" "$CLUSTER_DIR/containerd"
+  write_configs
+  start_containerd
+  local app
+  for app in "$IMAGE_CACHE"/conveyor_*.tar; do
+    [ -f "$app" ] || continue
+    CONVEYOR_IMAGE=$(basename "$app" .tar | sed 's/_/:/') bash "$CLUSTER_SCRIPTS/image.sh" import || true
+  done
+  start_kubelet
+}
+
+# The cluster is up but behind these scripts (Debian's containerd from before, or no
+# StorageClass yet): brings the node up to date in place, without a restart of the control plane.
+update_in_place() {
+  phase build build_all
+  phase images build_images
+  node_current || phase containerd-swap swap_runtime
+  phase storage start_storage
+  phase wait-ready wait_ready
+}
+
 install_clients() {
   mkdir -p "$CLUSTER_DIR/bin"
   cp -f "$(kube_bin kubectl)" "$HELM_CACHE/bin/helm" "$CLUSTER_DIR/bin/"
@@ -673,6 +677,13 @@ up() {
   if cluster_healthy; then
     install_clients
     log "cluster is already running and healthy: export KUBECONFIG=$CLUSTER_DIR/kubeconfig"
+    return 0
+  fi
+  if control_plane_healthy; then
+    log "cluster is running; updating its node in place (containerd, StorageClass)"
+    update_in_place
+    install_clients
+    log "cluster is up: export KUBECONFIG=$CLUSTER_DIR/kubeconfig PATH=$CLUSTER_DIR/bin:\$PATH"
     return 0
   fi
   # Whatever is there is stale or half-started: clear it, and any other checkout's cluster.

@@ -24,7 +24,8 @@ describe('packaging: least privilege of the server account', function () {
     as = `system:serviceaccount:${ns}:${account}`;
     // The strictest Pod Security Standard: the server's pod must be admitted under it.
     await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
-    await helm(['install', release, chartDir, '-n', ns, ...imageValues(image), '--set', 'persistence.enabled=false', '--wait', '--timeout', '120s'], { timeoutMs: 150_000 });
+    // The chart's defaults (the archive on a claim of the default StorageClass).
+    await helm(['install', release, chartDir, '-n', ns, ...imageValues(image), '--wait', '--timeout', '120s'], { timeoutMs: 150_000 });
   });
 
   it('runs its server pod in a namespace that enforces the restricted Pod Security Standard', async () => {
