@@ -46,6 +46,9 @@ export interface Config {
   natsToken?: string;
   // A run of a type no driver serves fails NoDriver after this long.
   noDriverTimeoutMs: number;
+  // Kubernetes mode: the Deployment of this server's installation (the chart sets it); when
+  // it is gone or being deleted the server releases every run pod's log finalizer.
+  installation?: string;
 }
 
 export interface ServeFlags {
@@ -110,6 +113,7 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     authEnabled: boolean(pick(flags.auth, 'auth', env, 'CONVEYOR_AUTH'), true),
     metricsAuth: boolean(env.CONVEYOR_METRICS_AUTH ? [env.CONVEYOR_METRICS_AUTH, 'CONVEYOR_METRICS_AUTH'] : undefined, true),
     ...natsConfig(flags, env),
+    installation: env.CONVEYOR_INSTALLATION || undefined,
   };
 }
 
