@@ -19,6 +19,7 @@ const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, option
 import { ConveyorError, jsonFrame, seedFrame, type FrameFormat, type LogLine } from '../domain/index.ts';
 import type { ApiDeps } from './context.ts';
 import { logStreamRequest, type LogStreamRequest } from './log-stream-request.ts';
+import { asUnavailable } from './middleware/unavailable.ts';
 
 const ROUTE = /^\/drivers\/streams\/logs\/([^/]+)\/([^/]+)\/?$/;
 
@@ -40,10 +41,10 @@ function frame(format: FrameFormat, line: LogLine): Buffer {
   return framed;
 }
 
-function refuse(socket: Duplex, status: number, error: string): void {
+function refuse(socket: Duplex, status: number, error: string, extraHeaders = ''): void {
   const body = JSON.stringify({ error });
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n${extraHeaders}` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
@@ -95,7 +96,9 @@ export function attachLogSockets(server: Server, deps: ApiDeps): WebSocketServer
     logStreamRequest(deps, decodeURIComponent(match[2]!), decodeURIComponent(match[1]!), query).then(
       (request) => wss.handleUpgrade(req, socket, head, (ws) => void stream(deps, ws, socket, request)),
       (err: Error) => {
-        if (err instanceof ConveyorError) refuse(socket, err.status, err.message);
+        const unavailable = asUnavailable(err);
+        if (unavailable) refuse(socket, 503, unavailable.message, `Retry-After: ${unavailable.retryAfterSeconds}\r\n`);
+        else if (err instanceof ConveyorError) refuse(socket, err.status, err.message);
         else {
           deps.logger.error({ err }, 'websocket upgrade failed');
           refuse(socket, 500, 'internal server error');
