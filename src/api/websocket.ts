@@ -16,10 +16,9 @@ interface FrameOptions {
   readOnly: boolean;
 }
 const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } };
-import { ConveyorError, jsonFrame, seedFrame, type FrameFormat, type LogLine } from '../domain/index.ts';
+import { ConveyorError, asUnavailable, jsonFrame, seedFrame, type FrameFormat, type LogLine } from '../domain/index.ts';
 import type { ApiDeps } from './context.ts';
 import { logStreamRequest, type LogStreamRequest } from './log-stream-request.ts';
-import { asUnavailable } from './middleware/unavailable.ts';
 
 const ROUTE = /^\/drivers\/streams\/logs\/([^/]+)\/([^/]+)\/?$/;
 

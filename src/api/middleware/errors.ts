@@ -3,8 +3,7 @@
 import type { Middleware } from 'koa';
 import { STATUS_CODES } from 'node:http';
 import type { Logger } from 'pino';
-import { ConveyorError } from '../../domain/index.ts';
-import { asUnavailable } from './unavailable.ts';
+import { ConveyorError, asUnavailable } from '../../domain/index.ts';
 
 interface HttpishError extends Error {
   status?: number;

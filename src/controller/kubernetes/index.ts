@@ -4,7 +4,7 @@
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Labels, jobNameFor } from '../../drivers/command-runner/kubernetes/index.ts';
-import type { RunRecord } from '../../domain/index.ts';
+import { ConflictError, asUnavailable, type RunRecord } from '../../domain/index.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
 import type { KubernetesStore } from '../../store/kubernetes/index.ts';
 import type { ResilientInformer } from '../informer.ts';
@@ -80,7 +80,13 @@ export class KubernetesController {
     const { kc, namespace, logger } = this.o;
     const informers = makeInformers(kc, namespace, logger);
     this.informers = informers;
-    const onError = (err: unknown, key: string, retries: number) => logger.warn({ err, key, retries }, 'reconcile failed; retrying with backoff');
+    const onError = (err: unknown, key: string, retries: number) => {
+      // A conflict is the status writer working as meant (it wrote from an object that
+      // changed since); an outage of the API server passes. Neither needs a stack.
+      if (err instanceof ConflictError) logger.debug({ key, retries }, 'reconcile met a newer object; requeued');
+      else if (asUnavailable(err)) logger.info({ key, retries, cause: (err as Error).message }, 'reconcile waits for the API server; requeued');
+      else logger.warn({ err, key, retries }, 'reconcile failed; retrying with backoff');
+    };
     const runQueue = new WorkQueue({ name: 'runs', onError });
     const pipelineQueue = new WorkQueue({ name: 'pipelines', onError });
     const runReconciler = new RunReconciler({

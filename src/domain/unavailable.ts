@@ -3,7 +3,7 @@
 // condition that clients should retry, the second a 500. Recognized by shape, so that the
 // API layer needs no Kubernetes client: client-node throws undici's `TypeError: fetch
 // failed` with the socket error as its cause, and ApiException with `code` and `headers`.
-import { ServiceUnavailableError } from '../../domain/index.ts';
+import { ServiceUnavailableError } from './errors.ts';
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
