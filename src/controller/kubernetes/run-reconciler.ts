@@ -18,7 +18,7 @@ import {
   runOutcome,
 } from '../../drivers/command-runner/kubernetes/index.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
-import { RunLogCollector, attemptsInArchive } from '../../logs/sources/run-log-collector.ts';
+import { RunLogCollector, attemptsInArchive, eventStamp } from '../../logs/sources/run-log-collector.ts';
 import { isStatus } from '../../store/kubernetes/custom-objects.ts';
 import type { KubernetesStore } from '../../store/kubernetes/index.ts';
 import { runFromObject, stepNamesOf, type RunObject } from '../../store/kubernetes/mapping.ts';
@@ -306,7 +306,7 @@ export class RunReconciler {
     const existing = this.collections.get(run.runid);
     if (existing && !existing.finished) return;
     const pods = this.podsOf(run.runid);
-    const attempt = existing ? existing.attempt + 1 : Math.min(attemptsInArchive(this.o.archive.query({ runid: run.runid })), pods.length);
+    const attempt = existing ? existing.attempt + 1 : Math.min(attemptsInArchive(this.o.archive.marks(run.runid)), pods.length);
     if (attempt > pods.length || attempt < 1) return;
     const podName = pods[attempt - 1]!.metadata!.name!;
     const abort = new AbortController();
@@ -365,8 +365,11 @@ export class RunReconciler {
   private async finalizeLog(run: RunRecord): Promise<void> {
     const stopLine = run.reason ? STOP_LINES[run.reason] : undefined;
     const last = this.o.hub.lastLine(run.runid);
-    const stopWritten = last !== undefined && last.step === null && last.stream === 'system' && last.message === stopLine;
-    if (stopLine && !stopWritten && !this.o.hub.hasEnded(run.runid)) this.o.hub.append(run.runid, { driver: run.driver, pipeline: run.name, step: null, stream: 'system', message: stopLine });
+    const stopWritten = this.o.archive.marks(run.runid).at(-1)?.event === 'stop';
+    if (stopLine && !stopWritten && !this.o.hub.hasEnded(run.runid)) {
+      const mark = { attempt: attemptsInArchive(this.o.archive.marks(run.runid)), event: 'stop' as const };
+      this.o.hub.append(run.runid, { driver: run.driver, pipeline: run.name, step: null, stream: 'system', message: stopLine, ts: eventStamp(null, last?.ts), mark });
+    }
     this.o.hub.end(run.runid);
     await this.releasePods(run.runid);
     await this.o.store.patchRunStatus(run.runid, { logsArchived: true });
