@@ -28,6 +28,9 @@ export interface Config {
   // Kubernetes mode: the client's rate limit (requests a second, and the burst above it).
   kubeQps: number;
   kubeBurst: number;
+  // Kubernetes mode: how long a stopped run's pod may take to stop before Conveyor deletes
+  // it (CONVEYOR_STOP_ESCALATION_SECONDS, default 15).
+  stopEscalationMs: number;
 }
 
 export interface ServeFlags {
@@ -80,5 +83,6 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     namespace: pick(flags.namespace, 'namespace', env, 'CONVEYOR_NAMESPACE')?.[0],
     kubeQps: env.CONVEYOR_KUBE_QPS ? integer(env.CONVEYOR_KUBE_QPS, 'CONVEYOR_KUBE_QPS', 1) : DEFAULT_RATE_LIMIT.qps,
     kubeBurst: env.CONVEYOR_KUBE_BURST ? integer(env.CONVEYOR_KUBE_BURST, 'CONVEYOR_KUBE_BURST', 1) : DEFAULT_RATE_LIMIT.burst,
+    stopEscalationMs: env.CONVEYOR_STOP_ESCALATION_SECONDS ? integer(env.CONVEYOR_STOP_ESCALATION_SECONDS, 'CONVEYOR_STOP_ESCALATION_SECONDS', 1, 3600) * 1000 : 15_000,
   };
 }

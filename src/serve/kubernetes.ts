@@ -49,6 +49,7 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     logger,
     onLogConnect: () => metrics.logStreamsOpened.inc(),
     onRunFinished: (run) => metrics.observeRunFinished(run),
+    stopEscalationMs: config.stopEscalationMs,
   });
 
   const cancel = async (runid: string): Promise<RunRecord> => {

@@ -28,6 +28,7 @@ export interface KubernetesControllerOptions {
   leaseName?: string;
   onLogConnect?: () => void;
   onRunFinished?: (run: RunRecord) => void;
+  stopEscalationMs?: number;
 }
 
 /** Resolves once `signal` aborts, at once if it already has. */
@@ -101,6 +102,7 @@ export class KubernetesController {
       requeue: (runid) => runQueue.add(runid),
       onLogConnect: this.o.onLogConnect,
       onRunFinished: this.o.onRunFinished,
+      stopEscalationMs: this.o.stopEscalationMs,
     });
     const pipelineReconciler = new PipelineReconciler({ namespace, informers, store: this.o.store });
 
