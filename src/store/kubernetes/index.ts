@@ -349,8 +349,9 @@ export class KubernetesStore implements Store {
   }
 
   async requestCancel(runid: string): Promise<RunRecord> {
-    await this.runs.mergePatch(runid, { spec: { cancelRequested: true } });
-    return (await this.getRun(runid))!;
+    // The patch answers with the Run as stored: no second read that an outage could fail
+    // after the cancel was kept.
+    return runFromObject(await this.runs.mergePatch(runid, { spec: { cancelRequested: true } }));
   }
 
   onRunChange(listener: RunListener): () => void {
