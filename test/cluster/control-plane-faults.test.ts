@@ -10,7 +10,7 @@ import { ConveyorClient } from '../../src/cli/client.ts';
 import { collectFrames, pipeline, request, waitForRun } from '../support/http.ts';
 import { newDataDir, startServer, type TestServer } from '../support/server.ts';
 import { componentsReachable, freezeComponent, restartComponent } from './support/components.ts';
-import { installCrds, releaseFinalizers } from './support/conveyor.ts';
+import { installCrds, kubectl, releaseFinalizers } from './support/conveyor.ts';
 import { createTestNamespace, deleteNamespace, kubeconfigPath, loadKubeConfig, sleep, waitFor } from './support/kube.ts';
 
 const TERMINAL = ['Succeeded', 'Failed', 'Cancelled'];
@@ -249,6 +249,24 @@ describe('kubernetes mode under control-plane faults', function () {
     expect(outputOf(lines, 'after')).to.deep.equal(['tail-line']);
     const jobs = await kc.makeApiClient(k8s.BatchV1Api).listNamespacedJob({ namespace, labelSelector: `conveyor.ci/run-id=${runid}` });
     expect(jobs.items).to.have.lengthOf(1);
+  });
+
+  it('corrects a finished run whose record contradicts its pod, with a StatusCorrected Event', async () => {
+    const server = servers.at(-1)!;
+    const res = await request(server.url, 'POST', '/resources', pipeline('corrected', [['one', 'echo one'], ['two', 'echo two']]));
+    const runid = res.body.runid as string;
+    expect((await waitForRun(server.url, runid, TERMINAL, 90_000)).phase).to.equal('Succeeded');
+    // The record issue 14 found: Cancelled, the second step Skipped, though the pod ran it.
+    const wrong = (await request(server.url, 'GET', `/runs/${runid}`)).body;
+    const steps = wrong.steps.map((s: StepRecord, i: number) => (i === 1 ? { ...s, phase: 'Skipped', exitCode: null, startedAt: null, finishedAt: null } : s));
+    kubectl(['patch', 'runs.conveyor.ci', runid, '-n', namespace, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Cancelled', reason: 'Cancelled', message: 'Run cancelled', steps } })]);
+    const fixed = await waitForRun(server.url, runid, ['Succeeded'], 30_000);
+    expect(fixed.steps.map((s: StepRecord) => [s.name, s.phase, s.exitCode])).to.deep.equal([['one', 'Succeeded', 0], ['two', 'Succeeded', 0]]);
+    expectStepsMatchPod(fixed.steps, await finalPod(runid));
+    await waitFor('a StatusCorrected event', 30_000, async () => {
+      const events = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Run,involvedObject.name=${runid}` });
+      return events.items.some((e) => e.reason === 'StatusCorrected' && e.type === 'Warning') ? true : undefined;
+    });
   });
 
   it('does not call a run Cancelled while its kubelet has not stopped it, escalates, and records what the pod shows', async () => {
