@@ -52,7 +52,10 @@ export class KubernetesController {
       identity: options.identity,
       onStartedLeading: (signal) => this.leadAfterPreviousTerm(signal),
       onNewLeader: (identity) => options.logger.info({ leader: identity }, 'controller leader'),
-      onError: (err) => options.logger.warn({ err }, 'leader election'),
+      onError: (err) =>
+        asUnavailable(err)
+          ? options.logger.info({ cause: (err as Error).message }, 'leader election waits for the API server')
+          : options.logger.warn({ err }, 'leader election'),
     });
   }
 
