@@ -49,6 +49,9 @@ export interface Config {
   // Kubernetes mode: the Deployment of this server's installation (the chart sets it); when
   // it is gone or being deleted the server releases every run pod's log finalizer.
   installation?: string;
+  // Kubernetes mode: how long a stopped run's pod may take to stop before Conveyor deletes
+  // it (CONVEYOR_STOP_ESCALATION_SECONDS, default 15).
+  stopEscalationMs: number;
 }
 
 export interface ServeFlags {
@@ -114,6 +117,7 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     metricsAuth: boolean(env.CONVEYOR_METRICS_AUTH ? [env.CONVEYOR_METRICS_AUTH, 'CONVEYOR_METRICS_AUTH'] : undefined, true),
     ...natsConfig(flags, env),
     installation: env.CONVEYOR_INSTALLATION || undefined,
+    stopEscalationMs: env.CONVEYOR_STOP_ESCALATION_SECONDS ? integer(env.CONVEYOR_STOP_ESCALATION_SECONDS, 'CONVEYOR_STOP_ESCALATION_SECONDS', 1, 3600) * 1000 : 15_000,
   };
 }
 

@@ -56,6 +56,7 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     logger,
     onLogConnect: () => metrics.logStreamsOpened.inc(),
     onRunFinished: (run) => metrics.observeRunFinished(run),
+    stopEscalationMs: config.stopEscalationMs,
   });
 
   // Lets run pods go that no server will archive (deleted with their runs, or left behind by
@@ -75,13 +76,15 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     const run = await store.getRun(runid);
     if (!run) throw new NotFoundError(`run ${runid} not found`);
     if (isTerminal(run.phase)) throw new ConflictError(`run ${runid} has already ended (${run.phase})`);
-    await store.requestCancel(runid);
-    // The controller stops the run; answer with its end if it comes quickly.
+    let now = await store.requestCancel(runid);
+    // The controller stops the run; answer with its end if it comes quickly. The cancel is
+    // stored now: an outage from here on must not turn its 2xx into an error.
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const now = (await store.getRun(runid))!;
       if (isTerminal(now.phase) || Date.now() > deadline) return now;
       await new Promise((r) => setTimeout(r, 200));
+      const read = await store.getRun(runid).catch(() => undefined);
+      if (read) now = read;
     }
   };
 

@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS broadcasts (
 CREATE TABLE IF NOT EXISTS log_lines (
   runid TEXT NOT NULL, seq INTEGER NOT NULL, ts TEXT NOT NULL, driver TEXT NOT NULL, pipeline TEXT,
   step TEXT, stream TEXT NOT NULL, message TEXT NOT NULL, PRIMARY KEY (runid, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_marks (
+  runid TEXT NOT NULL, seq INTEGER NOT NULL, attempt INTEGER NOT NULL, event TEXT NOT NULL,
+  PRIMARY KEY (runid, seq)) WITHOUT ROWID;
 `;
 
 export function openDatabase(dataDir: string, file = 'conveyor.db'): DatabaseSync {
