@@ -14,10 +14,9 @@ export class SchemaValidators {
   readonly #byHash = new Map<string, Entry>();
   readonly #hashOf = new Map<string, string>();
 
-  /** Compiles (or reuses) the validator of `schema` without tying it to a definition: a write's check. */
-  check(schema: JsonObject, field = 'schema'): void {
-    const hash = contentHash(schema);
-    if (!this.#byHash.has(hash)) compileUserSchema(schema, field);
+  /** The validator of `schema`, compiled (or reused) without tying it to a definition: a write's check. */
+  check(schema: JsonObject, field = 'schema'): Validator {
+    return this.#byHash.get(contentHash(schema))?.validator ?? compileUserSchema(schema, field);
   }
 
   /** The validator of a definition as it is now; a changed schema replaces the old one. */

@@ -1,9 +1,12 @@
 // JSON bodies only, whatever Content-Type the client sent (curl -d sends a form type), with
 // a size limit that answers 413 before the body is read in full, and a nesting limit that
-// answers 400 before any recursive code sees the body.
+// answers 400 before any recursive code sees the body. Methods that carry no body
+// on this API (GET, HEAD, DELETE, OPTIONS) skip the parser: it is a cost on every read.
 import { bodyParser } from '@koa/bodyparser';
 import type { Middleware } from 'koa';
 import { BadRequestError, MAX_JSON_DEPTH, tooDeepAt } from '../../domain/index.ts';
+
+const WITH_BODY = new Set(['POST', 'PUT', 'PATCH']);
 
 export function jsonBody(maxBodyBytes: number): Middleware {
   const parse = bodyParser({
@@ -14,9 +17,11 @@ export function jsonBody(maxBodyBytes: number): Middleware {
     jsonStrict: false,
   }) as Middleware;
   return (ctx, next) =>
-    parse(ctx, () => {
-      const at = tooDeepAt(ctx.request.body);
-      if (at !== undefined) throw new BadRequestError(`${at} nests objects and arrays deeper than the limit of ${MAX_JSON_DEPTH} levels`);
-      return next();
-    });
+    WITH_BODY.has(ctx.method)
+      ? parse(ctx, () => {
+          const at = tooDeepAt(ctx.request.body);
+          if (at !== undefined) throw new BadRequestError(`${at} nests objects and arrays deeper than the limit of ${MAX_JSON_DEPTH} levels`);
+          return next();
+        })
+      : next();
 }
