@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { createApp } from '../api/app.ts';
 import { attachLogSockets } from '../api/websocket.ts';
+import { answerClientErrors } from '../api/client-errors.ts';
 import type { Config } from '../config.ts';
 import type { Engine } from './engine.ts';
 import { localEngine } from './local.ts';
@@ -64,6 +65,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const { app } = createApp(deps);
   const server = createServer(app.callback());
   const wss = attachLogSockets(server, deps);
+  answerClientErrors(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

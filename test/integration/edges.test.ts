@@ -80,6 +80,24 @@ describe(inMode('edges: limits, malformed input, one answer per mistake'), () =>
     });
   });
 
+  describe('bodies and requests that cannot be read', () => {
+    it('a body that is not what its Content-Encoding says is a 400, not a 500', async () => {
+      for (const encoding of ['br', 'gzip', 'deflate']) {
+        const res = await request(server.url, 'POST', '/resources', '{"name":"x"}', { 'content-encoding': encoding });
+        expectError(res, 400, new RegExp(`could not be read \\(Content-Encoding: ${encoding}\\)`));
+      }
+      await alive();
+    });
+
+    it('a request Node cannot parse gets a JSON 400 too', async () => {
+      const answer = await rawUpgrade(server.url, '/health\u00e9');
+      expect(answer.status).to.equal(400);
+      expect(answer.headers).to.match(/content-type: application\/json/i);
+      expect(JSON.parse(answer.body).error).to.match(/not valid HTTP/);
+      await alive();
+    });
+  });
+
   describe('the same status for the same mistake', () => {
     it('404 for a resource whose type or name could not exist', async () => {
       expectError(await call('GET', '/resources/Foo/x'), 404, /not found/);

@@ -16,12 +16,22 @@ export function jsonBody(maxBodyBytes: number): Middleware {
     encoding: 'utf-8',
     jsonStrict: false,
   }) as Middleware;
-  return (ctx, next) =>
-    WITH_BODY.has(ctx.method)
-      ? parse(ctx, () => {
-          const at = tooDeepAt(ctx.request.body);
-          if (at !== undefined) throw new BadRequestError(`${at} nests objects and arrays deeper than the limit of ${MAX_JSON_DEPTH} levels`);
-          return next();
-        })
-      : next();
+  return async (ctx, next) => {
+    if (!WITH_BODY.has(ctx.method)) return next();
+    let read = false;
+    try {
+      await parse(ctx, () => {
+        read = true;
+        const at = tooDeepAt(ctx.request.body);
+        if (at !== undefined) throw new BadRequestError(`${at} nests objects and arrays deeper than the limit of ${MAX_JSON_DEPTH} levels`);
+        return next();
+      });
+    } catch (err) {
+      // Reading the body failed in a way the parser gave no HTTP status for: a body that is
+      // not what its Content-Encoding says (zlib's errors) is the client's mistake, not ours.
+      const status = (err as { status?: number }).status;
+      if (!read && status === undefined) throw new BadRequestError(`the request body could not be read (Content-Encoding: ${ctx.get('content-encoding') || 'none'}): ${(err as Error).message}`);
+      throw err;
+    }
+  };
 }
