@@ -8,7 +8,7 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const body = (schema: object) => ({ required: true, content: { 'application/json': { schema } } });
 const path = (name: string, description: string) => ({ name, in: 'path', required: true, schema: { type: 'string' }, description });
 const query = (name: string, description: string, schema: object = { type: 'string' }) => ({ name, in: 'query', required: false, schema, description });
-const errors = { 400: error, 404: error, 409: error, 413: error };
+const errors = { 400: error, 401: error, 403: error, 404: error, 409: error, 413: error, 415: error };
 
 const runid = path('runid', 'Run id (UUID)');
 const type = path('type', 'Resource type (a resource definition name)');
@@ -155,7 +155,13 @@ export const openApiDocument = {
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'Prometheus text format' } } } },
     '/openapi.json': { get: { summary: 'This document', responses: { 200: json({ type: 'object' }) } } },
   },
+  // Kubernetes mode (and local mode with a token): `Authorization: Bearer <token>` on every
+  // route but /health and /ping; docs/security.md has the route → verb → resource table.
+  security: [{ bearer: [] }],
   components: {
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer', description: 'A Kubernetes token (TokenReview); websockets may send it as the subprotocol base64url.bearer.authorization.k8s.io.<token>' },
+    },
     schemas: {
       Error: { type: 'object', required: ['error'], properties: { error: { type: 'string' } } },
       PipelineSpec: pipelineSpecSchema,
@@ -221,6 +227,7 @@ export const openApiDocument = {
           reason: { type: 'string', nullable: true },
           message: { type: 'string', nullable: true },
           createdAt: { type: 'string' },
+          requestedBy: { type: 'string', nullable: true, description: 'Who started the run: the authenticated user (Kubernetes user name), or for kubectl apply the requester recorded at admission' },
           startedAt: { type: 'string', nullable: true },
           finishedAt: { type: 'string', nullable: true },
           steps: {

@@ -20,9 +20,11 @@ import {
   kubectl,
   kubectlBin,
   reachService,
+  roleHeaders,
   run,
   seedOverHttp,
   serverPod,
+  userRoleValues,
   waitForDeployment,
   websocketFrames,
   type Endpoint,
@@ -90,12 +92,15 @@ describe('packaging: helm install of the chart, for real', function () {
 
   it('installs into a fresh namespace from the image built from the Dockerfile and becomes ready', async () => {
     const started = Date.now();
-    await helm(['install', release, chartDir, '-n', ns, ...imageValues(image), '--set', 'persistence.enabled=false', '--wait', '--timeout', '180s'], { timeoutMs: 200_000 });
+    await helm(['install', release, chartDir, '-n', ns, ...imageValues(image), ...userRoleValues(ns), '--set', 'persistence.enabled=false', '--wait', '--timeout', '180s'], { timeoutMs: 200_000 });
     await waitForDeployment(kc, ns, fullname);
     console.log(`      (installed and ready in ${Math.round((Date.now() - started) / 1000)} s)`);
     const notes = await helm(['get', 'notes', release, '-n', ns]);
     expect(notes).to.include(`kubectl -n ${ns} port-forward svc/${fullname}`);
     expect(notes).to.include('/drivers/streams/logs/command-runner/<runid>');
+    // How to get a token: a ServiceAccount, a RoleBinding to <prefix>-edit, kubectl create token.
+    expect(notes).to.include(`kubectl -n ${ns} create token conveyor-user`);
+    expect(notes).to.include(`--clusterrole=${ns}-edit`);
   });
 
   it('runs the server non-root, on a read-only root file system, with the namespace from the downward API', async () => {
@@ -132,7 +137,7 @@ describe('packaging: helm install of the chart, for real', function () {
   it('serves the seed tutorial from outside the cluster through the Service: POST, then log frames on the websocket', async () => {
     endpoint = await reachService(kc, ns, fullname);
     console.log(`      (through ${endpoint.via})`);
-    const { runid } = await seedOverHttp(endpoint.url, endpoint.wsUrl);
+    const { runid } = await seedOverHttp(endpoint.url, endpoint.wsUrl, await roleHeaders(kc, ns, ns, 'edit'));
     // The run really was a Job in the release namespace.
     const batch = kc.makeApiClient(k8s.BatchV1Api);
     const jobs = await batch.listNamespacedJob({ namespace: ns, labelSelector: `conveyor.ci/run-id=${runid}` });
@@ -254,7 +259,9 @@ describe('packaging: kubectl apply -f manifests/install.yaml, for real', functio
   it('serves the seed tutorial from outside the cluster through the Service, and keeps the log archive on the claim', async () => {
     endpoint = await reachService(kc, ns, 'conveyor');
     console.log(`      (through ${endpoint.via})`);
-    const { runid, messages } = await seedOverHttp(endpoint.url, endpoint.wsUrl);
+    // The bundle's user roles have the default prefix: conveyor-edit.
+    const auth = await roleHeaders(kc, ns, 'conveyor', 'edit');
+    const { runid, messages } = await seedOverHttp(endpoint.url, endpoint.wsUrl, auth);
     // The archive is on the volume: a new server pod (Recreate) still serves every line.
     endpoint.stop();
     endpoint = undefined;
@@ -266,7 +273,7 @@ describe('packaging: kubectl apply -f manifests/install.yaml, for real', functio
     });
     await waitForDeployment(kc, ns, 'conveyor');
     endpoint = await reachService(kc, ns, 'conveyor');
-    const replay = await websocketFrames(`${endpoint.wsUrl}/drivers/streams/logs/command-runner/${runid}`);
+    const replay = await websocketFrames(`${endpoint.wsUrl}/drivers/streams/logs/command-runner/${runid}`, auth);
     expect(replay.closeCode).to.equal(1000);
     expect(replay.frames.map((f) => (JSON.parse(f) as string[])[1])).to.deep.equal(messages);
   });
