@@ -38,6 +38,20 @@ export interface Config {
   // dev cluster), and whether /metrics needs `get` on the non-resource URL /metrics.
   authEnabled: boolean;
   metricsAuth: boolean;
+  // External drivers: the NATS server (with JetStream) they share with Conveyor. None: only
+  // the built-in command-runner runs anything.
+  natsUrl?: string;
+  natsUser?: string;
+  natsPassword?: string;
+  natsToken?: string;
+  // A run of a type no driver serves fails NoDriver after this long.
+  noDriverTimeoutMs: number;
+  // Kubernetes mode: the Deployment of this server's installation (the chart sets it); when
+  // it is gone or being deleted the server releases every run pod's log finalizer.
+  installation?: string;
+  // Kubernetes mode: how long a stopped run's pod may take to stop before Conveyor deletes
+  // it (CONVEYOR_STOP_ESCALATION_SECONDS, default 15).
+  stopEscalationMs: number;
 }
 
 export interface ServeFlags {
@@ -54,6 +68,8 @@ export interface ServeFlags {
   allowedOrigin?: string[];
   tokenFile?: string;
   auth?: string;
+  natsUrl?: string;
+  driverTimeout?: string;
 }
 
 function integer(value: string, source: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -99,6 +115,28 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     token: token(flags.tokenFile, env),
     authEnabled: boolean(pick(flags.auth, 'auth', env, 'CONVEYOR_AUTH'), true),
     metricsAuth: boolean(env.CONVEYOR_METRICS_AUTH ? [env.CONVEYOR_METRICS_AUTH, 'CONVEYOR_METRICS_AUTH'] : undefined, true),
+    ...natsConfig(flags, env),
+    installation: env.CONVEYOR_INSTALLATION || undefined,
+    stopEscalationMs: env.CONVEYOR_STOP_ESCALATION_SECONDS ? integer(env.CONVEYOR_STOP_ESCALATION_SECONDS, 'CONVEYOR_STOP_ESCALATION_SECONDS', 1, 3600) * 1000 : 15_000,
+  };
+}
+
+function natsConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): Pick<Config, 'natsUrl' | 'natsUser' | 'natsPassword' | 'natsToken' | 'noDriverTimeoutMs'> {
+  const url = pick(flags.natsUrl, 'nats-url', env, 'CONVEYOR_NATS_URL');
+  if (url && !/^(nats|tls|wss?):\/\/[^\s]+$/.test(url[0].split(',')[0]!.trim())) {
+    throw new Error(`${url[1]} must be a NATS URL such as nats://127.0.0.1:4222 (got "${url[0]}")`);
+  }
+  const timeout = pick(flags.driverTimeout, 'driver-timeout', env, 'CONVEYOR_DRIVER_TIMEOUT_SECONDS');
+  const seconds = timeout ? Number(timeout[0]) : 300;
+  if (timeout && (!/^\d+(\.\d+)?$/.test(timeout[0].trim()) || seconds <= 0)) {
+    throw new Error(`${timeout[1]} must be a positive number of seconds (got "${timeout[0]}")`);
+  }
+  return {
+    natsUrl: url?.[0],
+    natsUser: env.CONVEYOR_NATS_USER || undefined,
+    natsPassword: env.CONVEYOR_NATS_PASSWORD || undefined,
+    natsToken: env.CONVEYOR_NATS_TOKEN || undefined,
+    noDriverTimeoutMs: Math.round(seconds * 1000),
   };
 }
 

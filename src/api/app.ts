@@ -17,6 +17,7 @@ import { driverPipelineRoutes } from './routes/driver-pipelines.ts';
 import { runRoutes } from './routes/runs.ts';
 import { logRoutes } from './routes/logs.ts';
 import { healthRoutes } from './routes/health.ts';
+import { driverRoutes } from './routes/drivers.ts';
 
 export function buildRouter(deps: ApiDeps): Router {
   const router = new Router();
@@ -27,8 +28,11 @@ export function buildRouter(deps: ApiDeps): Router {
     runRoutes(deps),
     logRoutes(deps),
     healthRoutes(deps),
+    driverRoutes(deps),
   ]) {
-    router.use(child.routes(), child.allowedMethods());
+    // The child's routes are copied into this router; its allowedMethods would be one more
+    // middleware on every request, and the top-level one below already answers 405/501.
+    router.use(child.routes());
   }
   router.get('/openapi.json', (ctx) => {
     ctx.body = openApiDocument;

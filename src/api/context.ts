@@ -12,6 +12,24 @@ export interface RunControl {
   cancel(runid: string): Promise<RunRecord>;
 }
 
+// External drivers on the message bus (src/drivers/nats), when the server has one.
+export interface DriverInfo {
+  name: string;
+  resources: string[];
+  subjects: string[];
+  connected: boolean;
+  pending: number;
+  ackPending: number;
+  redelivered: number;
+  lastActive: string | null;
+}
+
+export interface DriverBus {
+  listDrivers(): Promise<DriverInfo[]>;
+  // Lines older drivers push to Loki's API (`POST /loki/api/v1/push`).
+  acceptLokiPush(body: unknown): Promise<number>;
+}
+
 export interface ApiDeps {
   store: Store;
   hub: LogHub;
@@ -31,4 +49,5 @@ export interface ApiDeps {
   // loopback without a token), and every request acts as `defaultUser`.
   auth?: RequestAuth;
   defaultUser?: User;
+  drivers?: DriverBus;
 }

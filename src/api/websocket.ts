@@ -16,7 +16,7 @@ interface FrameOptions {
   readOnly: boolean;
 }
 const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } };
-import { ConveyorError, jsonFrame, seedFrame, type FrameFormat, type LogLine } from '../domain/index.ts';
+import { ConveyorError, asUnavailable, jsonFrame, seedFrame, type FrameFormat, type LogLine } from '../domain/index.ts';
 import type { ApiDeps } from './context.ts';
 import { logStreamRequest, type LogStreamRequest } from './log-stream-request.ts';
 import { checkLogUpgrade, chooseProtocol } from './auth/upgrade.ts';
@@ -97,7 +97,9 @@ export function attachLogSockets(server: Server, deps: ApiDeps): WebSocketServer
     checkLogUpgrade(deps, req).then(() => logStreamRequest(deps, decodeURIComponent(match[2]!), decodeURIComponent(match[1]!), query)).then(
       (request) => wss.handleUpgrade(req, socket, head, (ws) => void stream(deps, ws, socket, request)),
       (err: Error) => {
-        if (err instanceof ConveyorError) refuse(socket, err.status, err.message, (err as { headers?: Record<string, string> }).headers);
+        const unavailable = asUnavailable(err);
+        if (unavailable) refuse(socket, 503, unavailable.message, { 'Retry-After': String(unavailable.retryAfterSeconds) });
+        else if (err instanceof ConveyorError) refuse(socket, err.status, err.message, (err as { headers?: Record<string, string> }).headers);
         else {
           deps.logger.error({ err }, 'websocket upgrade failed');
           refuse(socket, 500, 'internal server error');

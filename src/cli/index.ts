@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerApply } from './apply.ts';
 import { registerCancel } from './cancel.ts';
+import { registerCleanup } from './cleanup.ts';
 import { registerGet } from './get.ts';
 import { registerLogs } from './logs.ts';
 import { registerRun } from './run.ts';
@@ -19,5 +20,6 @@ export function buildProgram(): Command {
   registerGet(program);
   registerCancel(program);
   registerApply(program);
+  registerCleanup(program);
   return program;
 }

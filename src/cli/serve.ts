@@ -15,6 +15,8 @@ export function registerServe(program: Command): void {
     .option('--concurrency <n>', 'runs executed at once in local mode (env CONVEYOR_CONCURRENCY; default: CPU count)')
     .option('--shutdown-grace <seconds>', 'how long SIGTERM waits for running runs (env CONVEYOR_SHUTDOWN_GRACE_SECONDS; default 10)')
     .option('--namespace <ns>', 'kubernetes mode: namespace of Conveyor objects (env CONVEYOR_NAMESPACE; default: own namespace in a pod, else default)')
+    .option('--nats-url <url>', 'NATS server (with JetStream) for external drivers (env CONVEYOR_NATS_URL; credentials CONVEYOR_NATS_USER/_PASSWORD or _TOKEN; default: none, only the built-in command-runner)')
+    .option('--driver-timeout <seconds>', 'a run that no connected driver serves fails NoDriver after this long (env CONVEYOR_DRIVER_TIMEOUT_SECONDS; default 300)')
     .option('--log-level <level>', 'pino log level (env CONVEYOR_LOG_LEVEL; default info)')
     .option('--allowed-host <host>', 'local mode: also serve this Host name (repeatable; env CONVEYOR_ALLOWED_HOSTS, comma-separated)', collect)
     .option('--allowed-origin <origin>', 'let web pages of this origin call the API, with CORS (repeatable; env CONVEYOR_ALLOWED_ORIGINS)', collect)

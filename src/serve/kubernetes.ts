@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { KubernetesController } from '../controller/kubernetes/index.ts';
+import { OrphanReleaser } from '../controller/kubernetes/log-finalizers.ts';
 import { COMMAND_RUNNER, ConflictError, NotFoundError, PIPELINE_TYPE, isTerminal, type RunRecord } from '../domain/index.ts';
 import { LogArchive, LogHub } from '../logs/index.ts';
 import { RateLimitedKubeConfig } from '../kube/rate-limited-config.ts';
@@ -55,19 +56,35 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     logger,
     onLogConnect: () => metrics.logStreamsOpened.inc(),
     onRunFinished: (run) => metrics.observeRunFinished(run),
+    stopEscalationMs: config.stopEscalationMs,
+  });
+
+  // Lets run pods go that no server will archive (deleted with their runs, or left behind by
+  // an uninstalled installation), leader or not.
+  const orphans = new OrphanReleaser({
+    kc,
+    namespace,
+    logger,
+    installation: config.installation,
+    runAlive: async (runid) => {
+      const run = await store.runs.get(runid);
+      return run !== undefined && run.metadata.deletionTimestamp == null;
+    },
   });
 
   const cancel = async (runid: string): Promise<RunRecord> => {
     const run = await store.getRun(runid);
     if (!run) throw new NotFoundError(`run ${runid} not found`);
     if (isTerminal(run.phase)) throw new ConflictError(`run ${runid} has already ended (${run.phase})`);
-    await store.requestCancel(runid);
-    // The controller stops the run; answer with its end if it comes quickly.
+    let now = await store.requestCancel(runid);
+    // The controller stops the run; answer with its end if it comes quickly. The cancel is
+    // stored now: an outage from here on must not turn its 2xx into an error.
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const now = (await store.getRun(runid))!;
       if (isTerminal(now.phase) || Date.now() > deadline) return now;
       await new Promise((r) => setTimeout(r, 200));
+      const read = await store.getRun(runid).catch(() => undefined);
+      if (read) now = read;
     }
   };
 
@@ -92,9 +109,11 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
         if (auth?.serviceAccounts) auth.serviceAccounts.own = ownAccount;
       }
       controller.start();
+      orphans.start();
     },
     async stop() {
       await controller.stop();
+      await orphans.stop();
       hub.close();
       await local.close();
     },

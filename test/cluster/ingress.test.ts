@@ -64,7 +64,6 @@ describe('packaging: through an ingress controller (Traefik)', function () {
     await helm(
       [
         'install', release, chartDir, '-n', ns, ...imageValues(image), ...userRoleValues(ns),
-        '--set', 'persistence.enabled=false',
         '--set', 'ingress.enabled=true',
         '--set', 'ingress.className=traefik',
         '--set', `ingress.hosts[0].host=${HOST}`,

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { NotFoundError, compileUserSchema, parseDefinitionInput, type ResourceDefinition } from '../../domain/index.ts';
+import { ConflictError, NotFoundError, PIPELINE_TYPE, acceptsBuiltInPipelines, compileUserSchema, parseDefinitionInput, type ResourceDefinition } from '../../domain/index.ts';
 import type { ApiDeps } from '../context.ts';
 import { requires } from '../auth/access.ts';
 import { onDefinitions } from '../auth/route-access.ts';
@@ -10,8 +10,8 @@ function present(def: ResourceDefinition) {
 
 function parse(body: unknown, pathName?: string) {
   const input = parseDefinitionInput(body, pathName);
-  compileUserSchema(input.schema);
-  return input;
+  const validate = compileUserSchema(input.schema);
+  return { input, validate };
 }
 
 export function resourceDefinitionRoutes(deps: ApiDeps): Router {
@@ -22,13 +22,24 @@ export function resourceDefinitionRoutes(deps: ApiDeps): Router {
   });
 
   router.post('/resource-definitions', requires(deps.auth, onDefinitions('create')), async (ctx) => {
-    const def = await deps.store.createDefinition(parse(ctx.request.body));
+    const def = await deps.store.createDefinition(parse(ctx.request.body).input);
     ctx.status = 201;
     ctx.body = present(def);
   });
 
   router.post('/resource-definitions/apply', requires(deps.auth, [onDefinitions('create'), onDefinitions('update')]), async (ctx) => {
-    const { definition } = await deps.store.applyDefinition(parse(ctx.request.body));
+    const { input, validate } = parse(ctx.request.body);
+    if (input.name === PIPELINE_TYPE) {
+      // Upstream drivers apply their own `pipeline` definition at start-up: a compatible one
+      // is accepted and the built-in one kept (see acceptsBuiltInPipelines).
+      if (!acceptsBuiltInPipelines(validate)) {
+        throw new ConflictError('resource definition "pipeline" is built in: the schema applied must accept the built-in pipelines (an image and named steps with commands)');
+      }
+      ctx.status = 201;
+      ctx.body = present((await deps.store.getDefinition(PIPELINE_TYPE))!);
+      return;
+    }
+    const { definition } = await deps.store.applyDefinition(input);
     ctx.status = 201;
     ctx.body = present(definition);
   });
@@ -40,7 +51,7 @@ export function resourceDefinitionRoutes(deps: ApiDeps): Router {
   });
 
   router.put('/resource-definitions/:name', requires(deps.auth, onDefinitions('update')), async (ctx) => {
-    ctx.body = present(await deps.store.replaceDefinition(parse(ctx.request.body, ctx.params.name)));
+    ctx.body = present(await deps.store.replaceDefinition(parse(ctx.request.body, ctx.params.name).input));
   });
 
   router.delete('/resource-definitions/:name', requires(deps.auth, onDefinitions('delete')), async (ctx) => {
