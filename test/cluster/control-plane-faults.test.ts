@@ -7,6 +7,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { ConveyorClient } from '../../src/cli/client.ts';
+import { scenarioToken } from './support/namespaces.ts';
 import { collectFrames, pipeline, request, waitForRun } from '../support/http.ts';
 import { newDataDir, startServer, type TestServer } from '../support/server.ts';
 import { componentsReachable, freezeComponent, restartComponent } from './support/components.ts';
@@ -114,6 +115,7 @@ describe('kubernetes mode under control-plane faults', function () {
   async function start(dataDir = newDataDir()): Promise<TestServer> {
     const server = await startServer({
       dataDir,
+      token: await scenarioToken(namespace),
       args: ['--mode', 'kubernetes', '--namespace', namespace],
       env: { KUBECONFIG: kubeconfigPath(), CONVEYOR_STOP_ESCALATION_SECONDS: '4' },
     });
