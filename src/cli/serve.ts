@@ -13,6 +13,7 @@ export function registerServe(program: Command): void {
     .option('--concurrency <n>', 'runs executed at once in local mode (env CONVEYOR_CONCURRENCY; default: CPU count)')
     .option('--shutdown-grace <seconds>', 'how long SIGTERM waits for running runs (env CONVEYOR_SHUTDOWN_GRACE_SECONDS; default 10)')
     .option('--namespace <ns>', 'kubernetes mode: namespace of Conveyor objects (env CONVEYOR_NAMESPACE; default: own namespace in a pod, else default)')
+    .option('--max-line-bytes <n>', 'longer output lines are split into marked parts (env CONVEYOR_MAX_LINE_BYTES; default 1048576)')
     .option('--log-level <level>', 'pino log level (env CONVEYOR_LOG_LEVEL; default info)')
     .action(async (flags: ServeFlags) => {
       // Loaded here so that client commands do not pay for the server's start-up.
