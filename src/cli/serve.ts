@@ -23,6 +23,12 @@ export function registerServe(program: Command): void {
       const running = await serve(config, logger);
       const shutdown = (signal: string) => {
         logger.info({ signal }, 'signal received');
+        // The promise to whoever sent the signal: gone within the grace period plus 5 s,
+        // whatever a run, a client or a stuck write does.
+        setTimeout(() => {
+          logger.error({ graceMs: config.shutdownGraceMs }, 'shutdown did not finish in time; exiting anyway');
+          process.exit(1);
+        }, config.shutdownGraceMs + 4_500).unref();
         running.stop().then(
           () => process.exit(0),
           (err: unknown) => {

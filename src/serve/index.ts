@@ -7,6 +7,7 @@ import { attachLogSockets } from '../api/websocket.ts';
 import type { Config } from '../config.ts';
 import type { Engine } from './engine.ts';
 import { localEngine } from './local.ts';
+import { lockDataDir } from './data-dir-lock.ts';
 
 export interface RunningServer {
   server: Server;
@@ -27,10 +28,12 @@ export function createLogger(level: string): Logger {
 }
 
 export async function serve(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  // Before anything reads or writes the data directory: a second server exits here.
+  const lock = lockDataDir(config.dataDir);
   // Kubernetes mode's client library is loaded only when it is used: local mode saves
   // ~70 MB of resident memory.
   const engine =
-    config.mode === 'kubernetes' ? (await import('./kubernetes.ts')).kubernetesEngine(config, logger) : localEngine(config);
+    config.mode === 'kubernetes' ? (await import('./kubernetes.ts')).kubernetesEngine(config, logger) : localEngine(config, logger);
   await engine.start();
   const deps = {
     store: engine.store,
@@ -61,8 +64,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down: no new runs start, running runs get the grace period');
       server.close();
       await engine.stop(config.shutdownGraceMs);
-      for (const client of wss.clients) client.close(1001, 'server shutting down');
+      // 1012 (service restart), not 1000: the runs go on and followers should come back.
+      for (const client of wss.clients) client.close(1012, 'server restarting');
       server.closeAllConnections();
+      lock.release();
       logger.info('stopped');
     })());
   return { server, url, engine, stop };

@@ -23,6 +23,8 @@ import { DEFAULT_MAX_LINE_BYTES } from '../../../logs/line-splitter.ts';
 export { openContainment, type Containment } from './containment.ts';
 export { stepEnvironment } from './step-environment.ts';
 
+const SHUTDOWN_KILL_GRACE_MS = 1_000;
+
 export interface LocalRunnerOptions {
   store: Store;
   hub: LogHub;
@@ -104,7 +106,8 @@ export class LocalCommandRunner {
           env: stepEnvironment({ runid: run.runid, workspace, step: step.name, pipelineEnv: spec.env }),
           processes,
           signal,
-          killGraceMs: this.killGraceMs,
+          // A server shutting down has already given the run its grace period.
+          killGraceMs: (reason) => (reason === Reasons.Interrupted ? Math.min(SHUTDOWN_KILL_GRACE_MS, this.killGraceMs) : this.killGraceMs),
           maxLineBytes: this.maxLineBytes,
           onLine: (stream, line) => this.log(run, step.name, stream, line),
         });

@@ -14,7 +14,8 @@ export interface StepProcessOptions {
   processes: RunProcesses;
   onLine: (stream: 'stdout' | 'stderr', line: string) => void;
   signal: AbortSignal;
-  killGraceMs: number;
+  // How long the step's processes get between SIGTERM and SIGKILL, by the abort's reason.
+  killGraceMs: (reason: unknown) => number;
   maxLineBytes: number;
   // After the step's shell exited and its processes were killed, how long its output may
   // take to reach end of file before it is cut off (a process we could not kill may hold
@@ -74,7 +75,7 @@ export async function runStepProcess(options: StepProcessOptions): Promise<StepO
   const onAbort = () => {
     aborted = true;
     options.processes.terminate(pid);
-    killTimer = setTimeout(() => void options.processes.kill(pid), options.killGraceMs);
+    killTimer = setTimeout(() => void options.processes.kill(pid), options.killGraceMs(options.signal.reason));
   };
   if (options.signal.aborted) onAbort();
   else options.signal.addEventListener('abort', onAbort, { once: true });
