@@ -35,6 +35,7 @@ export interface LogHubOptions {
   // and read from the archive at once.
   windowBytes?: number;
   readBytes?: number;
+  archiveChunkBytes?: number;
   // An archive write failed; the batch is kept and retried with backoff.
   onArchiveError?: (err: Error, retryInMs: number) => void;
 }
@@ -69,7 +70,9 @@ export class LogHub {
   private followers = 0;
   // Full, aligned chunks of archived lines (seqs k*batchSize+1 .. (k+1)*batchSize), least
   // recently used first: followers behind the window share one read (and one set of frames).
-  private readonly chunks = new Map<string, LogLine[]>();
+  private readonly chunks = new Map<string, { lines: LogLine[]; bytes: number }>();
+  private chunkBytes = 0;
+  private readonly maxChunkBytes: number;
   private readonly maxChunks: number;
   private readonly windowBytes: number;
   private readonly readBytes: number;
@@ -87,6 +90,7 @@ export class LogHub {
     this.maxChunks = options.archiveChunks ?? 32;
     this.windowBytes = options.windowBytes ?? 64 * 1024 * 1024;
     this.readBytes = options.readBytes ?? 4 * 1024 * 1024;
+    this.maxChunkBytes = options.archiveChunkBytes ?? 32 * 1024 * 1024;
     this.onArchiveError = options.onArchiveError ?? (() => undefined);
   }
 
@@ -214,21 +218,32 @@ export class LogHub {
     const size = this.batchSize;
     const first = Math.floor(cursor / size) * size;
     const key = `${runid}:${first}`;
-    let chunk = this.chunks.get(key);
-    if (chunk) {
+    const cached = this.chunks.get(key);
+    if (cached) {
       this.chunks.delete(key);
-      this.chunks.set(key, chunk);
-    } else {
-      chunk = this.archive.read(runid, first, size, this.readBytes);
-      // Only a full chunk of gap-free seqs is final; anything else is read again next time.
-      if (chunk.length !== size || chunk[0]!.seq !== first + 1 || chunk[size - 1]!.seq !== first + size) {
-        return chunk.filter((l) => l.seq > cursor);
-      }
-      this.chunks.set(key, chunk);
-      if (this.chunks.size > this.maxChunks) this.chunks.delete(this.chunks.keys().next().value!);
+      this.chunks.set(key, cached);
+      return cached.lines.slice(cursor - first);
     }
-    return chunk.slice(cursor - first);
+    if (cursor !== first) {
+      // Mid-chunk (a resume, or a read cut short by its byte bound): read up to the chunk's
+      // end, after which this follower reads whole chunks that others can share.
+      return this.archive.read(runid, cursor, first + size - cursor, this.readBytes);
+    }
+    const lines = this.archive.read(runid, first, size, this.readBytes);
+    // Only a full chunk of gap-free seqs is final; anything else is read again next time.
+    if (lines.length === size && lines[0]!.seq === first + 1 && lines[size - 1]!.seq === first + size) {
+      const bytes = lines.reduce((n, l) => n + l.message.length, 0);
+      this.chunks.set(key, { lines, bytes });
+      this.chunkBytes += bytes;
+      while (this.chunks.size > this.maxChunks || (this.chunkBytes > this.maxChunkBytes && this.chunks.size > 1)) {
+        const oldest = this.chunks.keys().next().value!;
+        this.chunkBytes -= this.chunks.get(oldest)!.bytes;
+        this.chunks.delete(oldest);
+      }
+    }
+    return lines;
   }
+
 
   // Yields batches of committed lines after `after`, live as they come, and returns once
   // the run has ended and everything has been yielded. The consumer's pace is the pace.
