@@ -62,10 +62,15 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const stop = () =>
     (stopping ??= (async () => {
       logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down: no new runs start, running runs get the grace period');
-      server.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await engine.stop(config.shutdownGraceMs);
       // 1012 (service restart), not 1000: the runs go on and followers should come back.
       for (const client of wss.clients) client.close(1012, 'server restarting');
+      // Responses that are ending (SSE streams the hub just closed) get a moment to finish
+      // cleanly; whatever is still open after that is cut.
+      const settle = setInterval(() => server.closeIdleConnections(), 20);
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 1_000))]);
+      clearInterval(settle);
       server.closeAllConnections();
       lock.release();
       logger.info('stopped');
