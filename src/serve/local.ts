@@ -52,6 +52,7 @@ export function localEngine(config: Config, logger?: Logger): Engine {
     start: () => scheduler.start(),
     async stop(graceMs) {
       await scheduler.drain(graceMs);
+      await containment.close();
       hub.close();
       await store.close();
     },

@@ -62,6 +62,11 @@ export class LocalCommandRunner {
     return this.containment.sweepLeftovers(this.workspaceRoot);
   }
 
+  // Stops what the runner keeps running between runs.
+  close(): Promise<void> {
+    return this.containment.close();
+  }
+
   // Stops processes a crashed server left behind for one interrupted run.
   async stopOrphans(runid: string): Promise<void> {
     await this.containment.forRun(runid, join(this.workspaceRoot, runid)).dispose();
@@ -104,7 +109,7 @@ export class LocalCommandRunner {
           command: step.command,
           cwd: workspace,
           env: stepEnvironment({ runid: run.runid, workspace, step: step.name, pipelineEnv: spec.env }),
-          processes,
+          processes: processes.step(),
           signal,
           // A server shutting down has already given the run its grace period.
           killGraceMs: (reason) => (reason === Reasons.Interrupted ? Math.min(SHUTDOWN_KILL_GRACE_MS, this.killGraceMs) : this.killGraceMs),

@@ -1,17 +1,17 @@
 // One step as a child process: `/bin/sh -c <command>` in its own session, inside the run's
 // container (see containment.ts), so that the step's end, a cancel or a timeout stops every
 // process it made, however those detached.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { constants } from 'node:os';
 import { LineSplitter } from '../../../logs/line-splitter.ts';
-import type { RunProcesses } from './containment.ts';
+import type { StepProcesses } from './containment.ts';
 
 export interface StepProcessOptions {
   command: string;
   cwd: string;
   env: Record<string, string>;
-  processes: RunProcesses;
+  processes: StepProcesses;
   onLine: (stream: 'stdout' | 'stderr', line: string) => void;
   signal: AbortSignal;
   // How long the step's processes get between SIGTERM and SIGKILL, by the abort's reason.
@@ -55,15 +55,13 @@ function exited(child: ChildProcess): Promise<{ code: number; spawnError?: strin
 }
 
 export async function runStepProcess(options: StepProcessOptions): Promise<StepOutcome> {
-  const { file, args } = options.processes.command(options.command);
   let child: ChildProcess;
   try {
-    child = spawn(file, args, { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = options.processes.start({ command: options.command, cwd: options.cwd, env: options.env });
   } catch (err) {
-    // Node refuses some arguments before any process exists (a NUL byte).
+    // Refused before any process existed (a NUL byte, a missing working directory).
     return { exitCode: SPAWN_FAILED, aborted: false, spawnError: (err as Error).message };
   }
-  const pid = child.pid;
   const output = Promise.all([
     linesOf(child.stdout!, options.maxLineBytes, (line) => options.onLine('stdout', line)),
     linesOf(child.stderr!, options.maxLineBytes, (line) => options.onLine('stderr', line)),
@@ -74,8 +72,8 @@ export async function runStepProcess(options: StepProcessOptions): Promise<StepO
   let killTimer: NodeJS.Timeout | undefined;
   const onAbort = () => {
     aborted = true;
-    options.processes.terminate(pid);
-    killTimer = setTimeout(() => void options.processes.kill(pid), options.killGraceMs(options.signal.reason));
+    options.processes.terminate();
+    killTimer = setTimeout(() => void options.processes.kill(), options.killGraceMs(options.signal.reason));
   };
   if (options.signal.aborted) onAbort();
   else options.signal.addEventListener('abort', onAbort, { once: true });
@@ -85,7 +83,7 @@ export async function runStepProcess(options: StepProcessOptions): Promise<StepO
   if (killTimer) clearTimeout(killTimer);
   // The step has ended: so has every process it started, detached or not. They would
   // otherwise outlive the run and hold its output pipes open forever.
-  await options.processes.kill(pid);
+  await options.processes.kill();
   await drain(child, output, options.drainMs ?? 2_000);
   return spawnError === undefined ? { exitCode: code, aborted } : { exitCode: code, aborted, spawnError };
 }
