@@ -1,7 +1,7 @@
 // The durable log archive: every line is committed here before any client sees it, so a
 // line a client received is a line a replay will send again, even after kill -9.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { LogLine, LogStream } from '../domain/index.ts';
+import type { LogLine, LogMark, LogStream } from '../domain/index.ts';
 import { transaction } from '../store/embedded/database.ts';
 
 type Row = { runid: string; seq: number; ts: string; driver: string; pipeline: string | null; step: string | null; stream: string; message: string };
@@ -24,6 +24,17 @@ function collect(rows: Iterator<Row>, maxBytes: number): LogLine[] {
   return lines;
 }
 
+/** A framing line's mark (see LogMark), with where it is in the run's log. */
+export interface ArchivedMark extends LogMark {
+  seq: number;
+  step: string | null;
+}
+
+/** A step's newest output lines: their (common) timestamp and messages, in order. */
+export interface LastOutput {
+  ts: string;
+  messages: string[];
+}
 export interface LogQuery {
   runid: string;
   driver?: string;
@@ -44,6 +55,9 @@ export class LogArchive {
   private readonly readAfter: StatementSync;
   private readonly maxSeq: StatementSync;
   private readonly anyOfDriver: StatementSync;
+  private readonly insertMark: StatementSync;
+  private readonly readMarks: StatementSync;
+  private readonly readNewestOutput: StatementSync;
 
   constructor(db: DatabaseSync) {
     this.db = db;
@@ -51,12 +65,21 @@ export class LogArchive {
     this.readAfter = db.prepare('SELECT * FROM log_lines WHERE runid = ? AND seq > ? ORDER BY seq LIMIT ?');
     this.maxSeq = db.prepare('SELECT max(seq) AS seq FROM log_lines WHERE runid = ?');
     this.anyOfDriver = db.prepare('SELECT 1 AS found FROM log_lines WHERE runid = ? AND driver = ? LIMIT 1');
+    this.insertMark = db.prepare('INSERT INTO log_marks VALUES (?, ?, ?, ?)');
+    this.readMarks = db.prepare(
+      'SELECT m.seq AS seq, m.attempt AS attempt, m.event AS event, l.step AS step FROM log_marks m JOIN log_lines l ON l.runid = m.runid AND l.seq = m.seq WHERE m.runid = ? ORDER BY m.seq',
+    );
+    this.readNewestOutput = db.prepare("SELECT ts, message FROM log_lines WHERE runid = ? AND seq > ? AND step = ? AND stream != 'system' ORDER BY seq DESC");
   }
 
   append(lines: readonly LogLine[]): void {
     if (lines.length === 0) return;
     transaction(this.db, () => {
-      for (const l of lines) this.insert.run(l.runid, l.seq, l.ts, l.driver, l.pipeline, l.step, l.stream, l.message);
+      for (const l of lines) {
+        this.insert.run(l.runid, l.seq, l.ts, l.driver, l.pipeline, l.step, l.stream, l.message);
+        // In the same transaction as the line: a mark never exists without its line.
+        if (l.mark) this.insertMark.run(l.runid, l.seq, l.mark.attempt, l.mark.event);
+      }
     });
   }
 
@@ -74,10 +97,25 @@ export class LogArchive {
     return row.seq ?? 0;
   }
 
+  /** The run's framing marks, in log order. */
+  marks(runid: string): ArchivedMark[] {
+    return this.readMarks.all(runid) as unknown as ArchivedMark[];
+  }
+
+  /** The output lines of `step` after `afterSeq` that carry the newest timestamp, read back
+   * from the end (a resume needs only those), else undefined. */
+  lastOutput(runid: string, afterSeq: number, step: string): LastOutput | undefined {
+    let newest: LastOutput | undefined;
+    for (const row of this.readNewestOutput.iterate(runid, afterSeq, step) as Iterable<{ ts: string; message: string }>) {
+      if (newest && row.ts !== newest.ts) break;
+      newest ??= { ts: row.ts, messages: [] };
+      newest.messages.unshift(row.message);
+    }
+    return newest;
+  }
+
   // One page of the lines matching `q`; the next page starts after the last seq returned.
-  // Without `page`, every line: only the Kubernetes collector still reads that way, to
-  // find its progress (issue 10 point 13 moves that into structured status).
-  query(q: LogQuery, page: LogPage = { afterSeq: 0, limit: -1, maxBytes: Number.MAX_SAFE_INTEGER }): LogLine[] {
+  query(q: LogQuery, page: LogPage): LogLine[] {
     const where = ['runid = ?', 'seq > ?'];
     const params: (string | number)[] = [q.runid, page.afterSeq];
     if (q.driver) {
