@@ -3,6 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { DEFAULT_MAX_LINE_BYTES } from './logs/line-splitter.ts';
+
+// Where a cgroup v1 freezer hierarchy is mounted on Linux (local mode's step containment).
+const DEFAULT_FREEZER_ROOT = '/sys/fs/cgroup/freezer';
 
 export type Mode = 'local' | 'kubernetes';
 
@@ -29,6 +33,11 @@ export interface Config {
   // Kubernetes mode: the client's rate limit (requests a second, and the burst above it).
   kubeQps: number;
   kubeBurst: number;
+  // A step's output line longer than this many bytes is split into marked parts.
+  maxLineBytes: number;
+  // Local mode: the cgroup v1 freezer mount that contains each run's processes, or null
+  // for the /proc fallback (CONVEYOR_CGROUP_FREEZER=off).
+  freezerRoot: string | null;
   // Browser safety (see docs/security.md): more Host names and page origins to accept.
   allowedHosts: string[];
   allowedOrigins: string[];
@@ -64,6 +73,7 @@ export interface ServeFlags {
   shutdownGrace?: string;
   logLevel?: string;
   namespace?: string;
+  maxLineBytes?: string;
   allowedHost?: string[];
   allowedOrigin?: string[];
   tokenFile?: string;
@@ -97,6 +107,8 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
   const concurrency = pick(flags.concurrency, 'concurrency', env, 'CONVEYOR_CONCURRENCY');
   const grace = pick(flags.shutdownGrace, 'shutdown-grace', env, 'CONVEYOR_SHUTDOWN_GRACE_SECONDS');
   const heartbeat = env.CONVEYOR_SSE_HEARTBEAT_MS;
+  const maxLine = pick(flags.maxLineBytes, 'max-line-bytes', env, 'CONVEYOR_MAX_LINE_BYTES');
+  const freezer = env.CONVEYOR_CGROUP_FREEZER;
   return {
     mode: (mode?.[0] as Mode | undefined) ?? 'local',
     host: pick(flags.host, 'host', env, 'CONVEYOR_HOST')?.[0] ?? '127.0.0.1',
@@ -110,6 +122,8 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     namespace: pick(flags.namespace, 'namespace', env, 'CONVEYOR_NAMESPACE')?.[0],
     kubeQps: env.CONVEYOR_KUBE_QPS ? integer(env.CONVEYOR_KUBE_QPS, 'CONVEYOR_KUBE_QPS', 1) : DEFAULT_RATE_LIMIT.qps,
     kubeBurst: env.CONVEYOR_KUBE_BURST ? integer(env.CONVEYOR_KUBE_BURST, 'CONVEYOR_KUBE_BURST', 1) : DEFAULT_RATE_LIMIT.burst,
+    maxLineBytes: maxLine ? integer(maxLine[0], maxLine[1], 1024, 64 * 1024 * 1024) : DEFAULT_MAX_LINE_BYTES,
+    freezerRoot: freezer === 'off' ? null : freezer || DEFAULT_FREEZER_ROOT,
     allowedHosts: list(flags.allowedHost, env.CONVEYOR_ALLOWED_HOSTS),
     allowedOrigins: list(flags.allowedOrigin, env.CONVEYOR_ALLOWED_ORIGINS).map((o) => origin(o)),
     token: token(flags.tokenFile, env),

@@ -47,10 +47,11 @@ export class LocalScheduler {
   // it ends Failed/Interrupted, and its log ends, so followers are never left waiting.
   private async recoverInterrupted(): Promise<void> {
     const { store, hub } = this.options;
+    await this.options.runner.sweepLeftovers();
     for (const run of await store.runsInPhase('Running')) {
       // Runs of external drivers go on without this server: the bus picks them up again.
       if (run.driver !== COMMAND_RUNNER) continue;
-      this.options.runner.stopOrphans(run.runid);
+      await this.options.runner.stopOrphans(run.runid);
       const now = new Date().toISOString();
       hub.append(run.runid, {
         driver: run.driver,

@@ -36,10 +36,14 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
   const archive = new LogArchive(db);
   const local = new EmbeddedStore(db);
   const store = new KubernetesStore({ kc, namespace, local });
-  const hub = new LogHub(archive, async (runid) => {
-    const obj = await store.runs.get(runid);
-    return obj === undefined || (isTerminal(obj.status?.phase ?? 'Pending') && obj.status?.logsArchived === true);
-  });
+  const hub = new LogHub(
+    archive,
+    async (runid) => {
+      const obj = await store.runs.get(runid);
+      return obj === undefined || (isTerminal(obj.status?.phase ?? 'Pending') && obj.status?.logsArchived === true);
+    },
+    { onArchiveError: (err, retryInMs) => logger.error({ err, retryInMs }, 'log archive write failed; the lines are kept and retried') },
+  );
   const metrics = new Metrics({ runsByPhase: () => store.countRunsByPhase(), logFollowers: () => hub.followerCount });
   // The server's own ServiceAccount: from the chart (downward API), else asked of the API
   // server at start (SelfSubjectReview). No pipeline may use it.
