@@ -87,7 +87,7 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     for (;;) {
       if (isTerminal(now.phase) || Date.now() > deadline) return now;
       await new Promise((r) => setTimeout(r, 200));
-      const read = await store.getRun(runid).catch(() => undefined);
+      const read = await store.getRun(runid).catch(() => undefined); // handled: an outage while waiting keeps the stored cancel's answer
       if (read) now = read;
     }
   };

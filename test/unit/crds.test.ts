@@ -14,7 +14,7 @@ import {
   VERSION,
   parseResourceObjectName,
   resourceObjectName,
-} from '../../src/drivers/command-runner/kubernetes/index.ts';
+} from '../../src/kube/names.ts';
 
 type Schema = {
   type?: string;

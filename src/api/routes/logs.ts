@@ -17,6 +17,7 @@ import type { ApiDeps } from '../context.ts';
 import { requires } from '../auth/access.ts';
 import { onRunLogs } from '../auth/route-access.ts';
 import { logStreamRequest } from '../log-stream-request.ts';
+import { background } from '../../observability/background.ts';
 
 const postedLine = compileBuiltIn({
   type: 'object',
@@ -119,7 +120,7 @@ export function logRoutes(deps: ApiDeps): Router {
     ctx.body = out;
     ctx.res.once('close', () => abort.abort());
     const heartbeat = setInterval(() => out.write(': heartbeat\n\n'), deps.heartbeatMs);
-    void (async () => {
+    background('sse-log-stream', async () => {
       try {
         for await (const batch of deps.hub.follow(request.run.runid, { after: request.after, driver: request.driver, signal: abort.signal })) {
           let chunk = '';
@@ -136,7 +137,7 @@ export function logRoutes(deps: ApiDeps): Router {
         clearInterval(heartbeat);
         out.end();
       }
-    })();
+    });
   };
 
   router.get('/logs/streams/:driver/:runid', requires(deps.auth, onRunLogs('get')), sse(true));

@@ -3,7 +3,7 @@
 // reconcile.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Labels, jobNameFor } from '../../drivers/command-runner/kubernetes/index.ts';
+import { Labels, jobNameFor } from '../../kube/names.ts';
 import { ConflictError, asUnavailable, type RunRecord } from '../../domain/index.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
 import type { KubernetesStore } from '../../store/kubernetes/index.ts';
@@ -77,7 +77,7 @@ export class KubernetesController {
   // and log collectors in one process would reconcile twice and archive lines twice.
   private leadAfterPreviousTerm(signal: AbortSignal): Promise<void> {
     const term = this.previousTerm.then(() => (signal.aborted ? undefined : this.lead(signal)));
-    this.previousTerm = term.catch(() => undefined);
+    this.previousTerm = term.catch(() => undefined); // handled: the elector reports the term's error; this chain only orders terms
     return term;
   }
 

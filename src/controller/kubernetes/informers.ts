@@ -2,7 +2,7 @@
 // observes, all in the controller's namespace.
 import { BatchV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { CustomResources, GROUP, Labels, MANAGED_BY, VERSION } from '../../drivers/command-runner/kubernetes/index.ts';
+import { CustomResources, GROUP, Labels, MANAGED_BY, VERSION } from '../../kube/names.ts';
 import type { PipelineObject, RunObject } from '../../store/kubernetes/mapping.ts';
 import { ResilientInformer } from '../informer.ts';
 import { asUnavailable } from '../../domain/index.ts';

@@ -5,18 +5,8 @@
 import { BatchV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { COMMAND_RUNNER, Reasons, RunStopMessages, isTerminal, skipUnstarted, type RunRecord } from '../../domain/index.ts';
-import {
-  API_VERSION,
-  CustomResources,
-  LOGS_FINALIZER,
-  Labels,
-  buildJob,
-  jobNameFor,
-  TERMINATION_GRACE_SECONDS,
-  jobTimedOut,
-  noFurtherStep,
-  runOutcome,
-} from '../../drivers/command-runner/kubernetes/index.ts';
+import { TERMINATION_GRACE_SECONDS, buildJob, jobTimedOut, noFurtherStep, runOutcome } from '../../drivers/command-runner/kubernetes/index.ts';
+import { API_VERSION, CustomResources, LOGS_FINALIZER, Labels, jobNameFor } from '../../kube/names.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
 import { RunLogCollector, attemptsInArchive, eventStamp } from '../../logs/sources/run-log-collector.ts';
 import { isStatus } from '../../store/kubernetes/custom-objects.ts';

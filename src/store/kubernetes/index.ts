@@ -25,9 +25,10 @@ import {
   type RunPhase,
   type RunRecord,
 } from '../../domain/index.ts';
-import { CustomResources, Labels, MANAGED_BY, jobNameFor, resourceObjectName } from '../../drivers/command-runner/kubernetes/names.ts';
+import { CustomResources, Labels, MANAGED_BY, jobNameFor, resourceObjectName } from '../../kube/names.ts';
 import type { RunFilter, RunListener, RunPage, Store } from '../index.ts';
 import { CustomObjects } from './custom-objects.ts';
+import { background, reportBackgroundError } from '../../observability/background.ts';
 import {
   Annotations,
   RunLabels,
@@ -54,6 +55,16 @@ const builtInDefinition: ResourceDefinition = {
   createdAt: new Date(0).toISOString(),
   updatedAt: new Date(0).toISOString(),
 };
+
+// The object a resource would be, or none when the type or name could not name one (such a
+// resource cannot exist): a lookup answers "not found", as local mode does, not a 500.
+function existingObjectName(type: string, name: string): string | undefined {
+  try {
+    return resourceObjectName(type, name);
+  } catch {
+    return undefined;
+  }
+}
 
 export interface KubernetesStoreOptions {
   kc: KubeConfig;
@@ -163,7 +174,7 @@ export class KubernetesStore implements Store {
       } catch (err) {
         // Both or neither: a Pipeline without its run would be started by the controller
         // under another id than the one the client was never given.
-        await this.pipelines.delete(input.name).catch(() => undefined);
+        await this.pipelines.delete(input.name).catch((cleanup: unknown) => reportBackgroundError('undo-pipeline-create', cleanup));
         throw err;
       }
       return pipelineResource(created);
@@ -183,7 +194,7 @@ export class KubernetesStore implements Store {
     try {
       await this.ensureRun(run, created.metadata.uid!);
     } catch (err) {
-      await this.resources.delete(name).catch(() => undefined);
+      await this.resources.delete(name).catch((cleanup: unknown) => reportBackgroundError('undo-resource-create', cleanup));
       throw err;
     }
     return genericResource(created);
@@ -220,9 +231,16 @@ export class KubernetesStore implements Store {
       await this.ensureRun({ ...run, version: updated.metadata.generation ?? generation + 1 }, updated.metadata.uid!);
       return { resource: pipelineResource(updated), run: { ...run, version: updated.metadata.generation ?? generation + 1 } };
     }
-    const name = resourceObjectName(input.resource, input.name);
-    const current = await this.resources.get(name);
+    const name = existingObjectName(input.resource, input.name);
+    const current = name === undefined ? undefined : await this.resources.get(name);
     if (!current) throw new NotFoundError(`resource ${input.resource}/${input.name} not found`);
+    if (isDeepStrictEqual(current.spec.spec, input.spec) && current.spec.pipeline === input.pipeline) {
+      // The same spec again is the current version and its run, as for pipelines (whose
+      // generation Kubernetes keeps) and in local mode: PUT is idempotent.
+      const runs = await this.runs.list(`${RunLabels.ownerUid}=${current.metadata.uid},${RunLabels.version}=${current.spec.version}`);
+      const last = runs[0];
+      if (last) return { resource: genericResource(current), run: runFromObject(last) };
+    }
     const version = current.spec.version + 1;
     const run = makeRun(version);
     current.spec = { type: input.resource, spec: input.spec, version, ...(input.pipeline ? { pipeline: input.pipeline } : {}) };
@@ -241,7 +259,8 @@ export class KubernetesStore implements Store {
       const run = runs[0];
       return run ? pipelineResource(obj, version, run.spec.pipelineSpec) : undefined;
     }
-    const obj = await this.resources.get(resourceObjectName(type, name));
+    const objectName = existingObjectName(type, name);
+    const obj = objectName === undefined ? undefined : await this.resources.get(objectName);
     if (!obj) return undefined;
     const resource = genericResource(obj);
     if (version === undefined || version === resource.metadata.version) return resource;
@@ -257,7 +276,11 @@ export class KubernetesStore implements Store {
 
   async deleteResource(type: string, name: string, run?: RunRecord): Promise<void> {
     if (type === PIPELINE_TYPE) await this.pipelines.delete(name);
-    else await this.resources.delete(resourceObjectName(type, name));
+    else {
+      const objectName = existingObjectName(type, name);
+      if (objectName === undefined) throw new NotFoundError(`resource ${type}/${name} not found`);
+      await this.resources.delete(objectName);
+    }
     // The deleted object owns nothing any more: the run of its deletion stands alone.
     if (run) await this.ensureRun(run, '');
   }
@@ -368,7 +391,7 @@ export class KubernetesStore implements Store {
   // change, whoever made it, through its informers.
   emit(runid: string): void {
     if (this.listeners.size === 0) return;
-    void this.getRun(runid).then((run) => run && this.listeners.forEach((l) => l(run)));
+    background('run-change-listener', this.getRun(runid).then((run) => run && this.listeners.forEach((l) => l(run))));
   }
 
   listDriverPipelines(): Promise<DriverPipeline[]> {

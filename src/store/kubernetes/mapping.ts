@@ -12,7 +12,7 @@ import {
   type RunRecord,
   type StepStatus,
 } from '../../domain/index.ts';
-import { API_VERSION, GROUP, Labels, MANAGED_BY, parseResourceObjectName } from '../../drivers/command-runner/kubernetes/names.ts';
+import { API_VERSION, GROUP, Labels, MANAGED_BY, parseResourceObjectName } from '../../kube/names.ts';
 import type { CustomObject, ObjectMeta } from './custom-objects.ts';
 
 export const Annotations = {
