@@ -7,10 +7,12 @@
 import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { ConveyorClient } from '../../src/cli/client.ts';
+import { staticToken } from '../../src/cli/credentials.ts';
 import { collectFrames, pipeline, request, waitForRun } from '../support/http.ts';
 import { newDataDir, startServer, type TestServer } from '../support/server.ts';
 import { componentsReachable, freezeComponent, restartComponent } from './support/components.ts';
 import { installCrds, kubectl, releaseFinalizers } from './support/conveyor.ts';
+import { scenarioToken } from './support/namespaces.ts';
 import { createTestNamespace, deleteNamespace, kubeconfigPath, loadKubeConfig, sleep, waitFor } from './support/kube.ts';
 
 const TERMINAL = ['Succeeded', 'Failed', 'Cancelled'];
@@ -113,6 +115,7 @@ describe('kubernetes mode under control-plane faults', function () {
 
   async function start(dataDir = newDataDir()): Promise<TestServer> {
     const server = await startServer({
+      token: await scenarioToken(namespace),
       dataDir,
       args: ['--mode', 'kubernetes', '--namespace', namespace],
       env: { KUBECONFIG: kubeconfigPath(), CONVEYOR_STOP_ESCALATION_SECONDS: '4' },
@@ -146,6 +149,7 @@ describe('kubernetes mode under control-plane faults', function () {
     await installCrds(kc);
     namespace = await createTestNamespace(core, 'conveyor-cpf');
     recorder = new PodRecorder(kc, namespace);
+    await start();
   });
 
   after(async () => {
@@ -161,7 +165,7 @@ describe('kubernetes mode under control-plane faults', function () {
   });
 
   it('finishes a run across an API server restart mid-run: Succeeded, steps as the pod shows, every line once', async () => {
-    const server = await start();
+    const server = servers.at(-1)!;
     const res = await request(server.url, 'POST', '/resources', pipeline('apiserver-restart', [['count', countStep('line', 30)], ['after', 'echo tail-line']]));
     await linesArchived(server, res.body.runid, 3);
     await restartComponent('kube-apiserver', { downMs: 5000 });
@@ -177,7 +181,7 @@ describe('kubernetes mode under control-plane faults', function () {
   });
 
   it('finishes a run across a kubelet restart mid-run: Succeeded, steps as the pod shows, every line once', async () => {
-    const server = servers[0]!;
+    const server = servers.at(-1)!;
     const res = await request(server.url, 'POST', '/resources', pipeline('kubelet-restart', [['count', countStep('line', 25)], ['after', 'echo tail-line']]));
     await linesArchived(server, res.body.runid, 3);
     await restartComponent('kubelet', { downMs: 3000 });
@@ -190,7 +194,7 @@ describe('kubernetes mode under control-plane faults', function () {
   });
 
   it('refuses a cancel during an API-server outage with 503 and Retry-After; the CLI retries it and the run is Cancelled, no later step run', async () => {
-    const server = servers[0]!;
+    const server = servers.at(-1)!;
     const res = await request(server.url, 'POST', '/resources', pipeline('cancel-in-outage', [['count', countStep('line', 150)], ['never', 'echo SHOULD-NOT-RUN']]));
     const runid = res.body.runid as string;
     await linesArchived(server, runid, 3);
@@ -205,7 +209,7 @@ describe('kubernetes mode under control-plane faults', function () {
         expect(Number(refused.headers.get('retry-after'))).to.be.greaterThan(0);
         expect(refused.body.error).to.match(/Kubernetes API server/);
         // What `conveyor cancel` does: wait and try again until the server can act.
-        const client = new ConveyorClient(server.url, { unavailableRetries: 30, maxRetryDelayMs: 2000, onRetry: () => void retries++ });
+        const client = new ConveyorClient(server.url, { unavailableRetries: 30, maxRetryDelayMs: 2000, onRetry: () => void retries++ }, staticToken(server.token));
         retried = client.request('POST', `/runs/${runid}/cancel`);
         retried.catch(() => undefined);
       },
@@ -274,7 +278,7 @@ describe('kubernetes mode under control-plane faults', function () {
     const res = await request(server.url, 'POST', '/resources', pipeline('slow-kubelet', [['first', countStep('first', 15)], ['second', 'echo second-ran'], ['third', 'echo third-ran']]));
     const runid = res.body.runid as string;
     await linesArchived(server, runid, 3);
-    const thaw = await freezeComponent('kubelet');
+    const thaw = freezeComponent('kubelet');
     try {
       const cancel = await request(server.url, 'POST', `/runs/${runid}/cancel`);
       expect(cancel.status, JSON.stringify(cancel.body)).to.be.within(200, 299);
