@@ -139,6 +139,9 @@ describe('kubernetes mode under control-plane faults', function () {
   }
 
   before(async function () {
+    // Another test may be restarting a component of the shared cluster just now.
+    const deadline = Date.now() + 60_000;
+    while (!componentsReachable() && Date.now() < deadline) await sleep(1000);
     if (!componentsReachable()) {
       // A cluster whose components this machine does not run (any KUBECONFIG) cannot be
       // disturbed from here: say so rather than pass.
