@@ -155,6 +155,12 @@ describe('kubernetes mode under control-plane faults', function () {
     await start();
   });
 
+  afterEach(function () {
+    // What the server made of the fault, when a scenario failed.
+    if (this.currentTest?.state !== 'failed') return;
+    for (const s of servers) console.log(s.output.filter((l) => !l.includes('"level":20')).slice(-40).map((l) => `      ${l.slice(0, 600)}`).join('\n'));
+  });
+
   after(async () => {
     recorder?.stop();
     for (const s of servers) {
