@@ -118,7 +118,7 @@ describe('kubernetes mode under control-plane faults', function () {
       token: await scenarioToken(namespace),
       dataDir,
       args: ['--mode', 'kubernetes', '--namespace', namespace],
-      env: { KUBECONFIG: kubeconfigPath(), CONVEYOR_STOP_ESCALATION_SECONDS: '4' },
+      env: { KUBECONFIG: kubeconfigPath(), CONVEYOR_STOP_ESCALATION_SECONDS: '4', CONVEYOR_LOG_LEVEL: process.env.FAULT_LOG_LEVEL ?? 'info' },
     });
     servers.push(server);
     return server;
@@ -303,7 +303,7 @@ describe('kubernetes mode under control-plane faults', function () {
         deleted ||= recorder.of(runid)?.metadata?.deletionTimestamp !== undefined;
         await sleep(300);
       }
-      expect(deleted, 'the stop was escalated: the pod is being deleted').to.equal(true);
+      expect(deleted, `the stop was escalated: the pod is being deleted; run: ${JSON.stringify((await request(server.url, 'GET', `/runs/${runid}`)).body)}`).to.equal(true);
       const events = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Run,involvedObject.name=${runid}` });
       expect(events.items.map((e) => e.reason)).to.include('StopEscalated');
     } finally {
