@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { KubernetesController } from '../controller/kubernetes/index.ts';
+import { makeStoreInformers } from '../controller/kubernetes/informers.ts';
 import { COMMAND_RUNNER, ConflictError, NotFoundError, PIPELINE_TYPE, isTerminal, type RunRecord } from '../domain/index.ts';
 import { LogArchive, LogHub } from '../logs/index.ts';
 import { RateLimitedKubeConfig } from '../kube/rate-limited-config.ts';
@@ -33,9 +34,13 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
   const db = openDatabase(config.dataDir);
   const archive = new LogArchive(db);
   const local = new EmbeddedStore(db);
-  const store = new KubernetesStore({ kc, namespace, local });
+  // GETs are answered from these caches, never from the API server.
+  const caches = makeStoreInformers(kc, namespace, logger);
+  const store = new KubernetesStore({ kc, namespace, local, caches });
   const hub = new LogHub(archive, async (runid) => {
-    const obj = await store.runs.get(runid);
+    // Asked of the API server: a follower told "not ended" by a lagging cache would wait
+    // for an end that already happened.
+    const obj = await store.runs.fresh(runid);
     return obj === undefined || (isTerminal(obj.status?.phase ?? 'Pending') && obj.status?.logsArchived === true);
   });
   const metrics = new Metrics({ runsByPhase: () => store.countRunsByPhase(), logFollowers: () => hub.followerCount });
@@ -77,10 +82,15 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     banner: `kubernetes mode: runs are Jobs in namespace ${namespace}`,
     details: { namespace, cluster: kc.getCurrentCluster()?.server, dataDir: config.dataDir, kubeQps: config.kubeQps, kubeBurst: config.kubeBurst },
     async start() {
+      const informers = Object.values(caches);
+      for (const informer of informers) informer.start();
+      // The server answers once its caches hold what the API server has.
+      await Promise.all(informers.map((informer) => informer.waitForSync(120_000)));
       controller.start();
     },
     async stop() {
       await controller.stop();
+      await Promise.all(Object.values(caches).map((informer) => informer.stop()));
       hub.close();
       await local.close();
     },
