@@ -28,6 +28,13 @@ export interface Config {
   // Kubernetes mode: the client's rate limit (requests a second, and the burst above it).
   kubeQps: number;
   kubeBurst: number;
+  // Kubernetes mode: finished Runs kept per pipeline (0: no limit) and for how long (0: no
+  // limit); a pruned Run takes its Job, pods and archived log with it.
+  retainRuns: number;
+  retainSeconds: number;
+  // Kubernetes mode: seconds after a run finished that its Job and pods are deleted (its
+  // log is in the archive by then).
+  retainJobSeconds: number;
 }
 
 export interface ServeFlags {
@@ -40,6 +47,9 @@ export interface ServeFlags {
   shutdownGrace?: string;
   logLevel?: string;
   namespace?: string;
+  retainRuns?: string;
+  retainSeconds?: string;
+  retainJobSeconds?: string;
 }
 
 function integer(value: string, source: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -55,6 +65,19 @@ function pick(flag: string | undefined, flagName: string, env: NodeJS.ProcessEnv
   const fromEnv = env[envName];
   if (fromEnv !== undefined && fromEnv !== '') return [fromEnv, envName];
   return undefined;
+}
+
+export const DEFAULT_RETENTION = { runs: 100, seconds: 7 * 24 * 3600, jobSeconds: 300 };
+
+function retention(flags: ServeFlags, env: NodeJS.ProcessEnv): Pick<Config, 'retainRuns' | 'retainSeconds' | 'retainJobSeconds'> {
+  const runs = pick(flags.retainRuns, 'retain-runs', env, 'CONVEYOR_RETAIN_RUNS');
+  const seconds = pick(flags.retainSeconds, 'retain-seconds', env, 'CONVEYOR_RETAIN_SECONDS');
+  const jobSeconds = pick(flags.retainJobSeconds, 'retain-job-seconds', env, 'CONVEYOR_RETAIN_JOB_SECONDS');
+  return {
+    retainRuns: runs ? integer(runs[0], runs[1], 0) : DEFAULT_RETENTION.runs,
+    retainSeconds: seconds ? integer(seconds[0], seconds[1], 0) : DEFAULT_RETENTION.seconds,
+    retainJobSeconds: jobSeconds ? integer(jobSeconds[0], jobSeconds[1], 0) : DEFAULT_RETENTION.jobSeconds,
+  };
 }
 
 export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = process.env): Config {
@@ -80,5 +103,6 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     namespace: pick(flags.namespace, 'namespace', env, 'CONVEYOR_NAMESPACE')?.[0],
     kubeQps: env.CONVEYOR_KUBE_QPS ? integer(env.CONVEYOR_KUBE_QPS, 'CONVEYOR_KUBE_QPS', 1) : DEFAULT_RATE_LIMIT.qps,
     kubeBurst: env.CONVEYOR_KUBE_BURST ? integer(env.CONVEYOR_KUBE_BURST, 'CONVEYOR_KUBE_BURST', 1) : DEFAULT_RATE_LIMIT.burst,
+    ...retention(flags, env),
   };
 }

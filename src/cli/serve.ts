@@ -13,6 +13,9 @@ export function registerServe(program: Command): void {
     .option('--concurrency <n>', 'runs executed at once in local mode (env CONVEYOR_CONCURRENCY; default: CPU count)')
     .option('--shutdown-grace <seconds>', 'how long SIGTERM waits for running runs (env CONVEYOR_SHUTDOWN_GRACE_SECONDS; default 10)')
     .option('--namespace <ns>', 'kubernetes mode: namespace of Conveyor objects (env CONVEYOR_NAMESPACE; default: own namespace in a pod, else default)')
+    .option('--retain-runs <n>', 'kubernetes mode: finished runs kept per pipeline, 0 for no limit (env CONVEYOR_RETAIN_RUNS; default 100)')
+    .option('--retain-seconds <n>', 'kubernetes mode: seconds a finished run is kept, 0 for no limit (env CONVEYOR_RETAIN_SECONDS; default 604800, 7 days)')
+    .option('--retain-job-seconds <n>', 'kubernetes mode: seconds after a run finished that its Job and pods are deleted, once its log is archived (env CONVEYOR_RETAIN_JOB_SECONDS; default 300)')
     .option('--log-level <level>', 'pino log level (env CONVEYOR_LOG_LEVEL; default info)')
     .action(async (flags: ServeFlags) => {
       // Loaded here so that client commands do not pay for the server's start-up.

@@ -58,4 +58,9 @@ export class LogArchive {
     }
     return (this.db.prepare(`SELECT * FROM log_lines WHERE ${where.join(' AND ')} ORDER BY seq`).all(...params) as Row[]).map(lineFromRow);
   }
+
+  // Removes a run's lines (retention: the archive goes with its Run).
+  delete(runid: string): number {
+    return Number(this.db.prepare('DELETE FROM log_lines WHERE runid = ?').run(runid).changes);
+  }
 }

@@ -54,6 +54,7 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     logger,
     onLogConnect: () => metrics.logStreamsOpened.inc(),
     onRunFinished: (run) => metrics.observeRunFinished(run),
+    retention: { runsPerPipeline: config.retainRuns, maxAgeSeconds: config.retainSeconds, jobSeconds: config.retainJobSeconds },
   });
 
   const cancel = async (runid: string): Promise<RunRecord> => {
