@@ -44,7 +44,15 @@ export const openApiDocument = {
         requestBody: body(ref('ResourceInput')),
         responses: { 200: json(ref('WriteResult')), ...errors },
       },
-      delete: { summary: 'Delete a resource and its versions', parameters: [type, name], responses: { 204: { description: 'Deleted' }, ...errors } },
+      delete: {
+        summary: 'Delete a resource and its versions',
+        parameters: [type, name],
+        responses: {
+          200: json({ type: 'object', properties: { message: { type: 'string' }, name: { type: 'string' }, runid: { type: 'string' } } }, 'Deleted; external drivers serving the type are told in the run named'),
+          204: { description: 'Deleted' },
+          ...errors,
+        },
+      },
     },
     '/resources/{type}/{name}/{version}': {
       get: {
@@ -83,6 +91,37 @@ export const openApiDocument = {
           properties: { event: { type: 'string' }, payload: { type: 'object' }, id: { type: 'string' }, run_id: { type: 'string' } },
         }),
         responses: { 200: json({ type: 'object', properties: { message: { type: 'string' } } }), ...errors },
+      },
+    },
+    '/drivers': {
+      get: {
+        summary: 'External drivers: their JetStream consumers on the messages stream',
+        responses: {
+          200: json({
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                name: { type: 'string' },
+                resources: { type: 'array', items: { type: 'string' } },
+                subjects: { type: 'array', items: { type: 'string' } },
+                connected: { type: 'boolean' },
+                pending: { type: 'integer' },
+                ackPending: { type: 'integer' },
+                redelivered: { type: 'integer' },
+                lastActive: { type: ['string', 'null'] },
+              },
+            },
+          }),
+          ...errors,
+        },
+      },
+    },
+    '/loki/api/v1/push': {
+      post: {
+        summary: "Loki's push API: older drivers' copy of each log line (archived once with its NATS copy)",
+        requestBody: body({ type: 'object', required: ['streams'], properties: { streams: { type: 'array', items: { type: 'object' } } } }),
+        responses: { 204: { description: 'Accepted' }, ...errors },
       },
     },
     '/drivers/streams/logs/{driver}/{runid}': {
@@ -180,7 +219,7 @@ export const openApiDocument = {
           resource: { type: 'string' },
           spec: { type: 'object' },
           pipeline: { type: 'string' },
-          metadata: { type: 'object', properties: { version: { type: 'integer' }, createdAt: { type: 'string' }, updatedAt: { type: 'string' } } },
+          metadata: { type: 'object', description: 'Every value a string, as upstream clients expect.', properties: { version: { type: 'string' }, createdAt: { type: 'string' }, updatedAt: { type: 'string' } } },
         },
       },
       DefinitionInput: {

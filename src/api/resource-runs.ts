@@ -8,7 +8,10 @@ import {
   assertPipelineSpec,
   assertValid,
   compileUserSchema,
+  driverSteps,
   newRun,
+  type DriverPipeline,
+  type ResourceEvent,
   type PipelineSpec,
   type ResourceDefinition,
   type ResourceInput,
@@ -29,7 +32,8 @@ function validatorFor(def: ResourceDefinition): Validator {
   return validate;
 }
 
-export async function validateResource(deps: ApiDeps, input: ResourceInput): Promise<void> {
+// Returns the driver pipeline the resource names, if any.
+export async function validateResource(deps: ApiDeps, input: ResourceInput): Promise<DriverPipeline | undefined> {
   const def = await deps.store.getDefinition(input.resource);
   if (!def) throw new NotFoundError(`resource type "${input.resource}" is not defined; POST /resource-definitions/ defines it`);
   if (def.name === PIPELINE_TYPE) {
@@ -45,12 +49,22 @@ export async function validateResource(deps: ApiDeps, input: ResourceInput): Pro
     if (chain.resource !== input.resource) {
       throw new BadRequestError(`pipeline "${input.pipeline}" is for resources of type "${chain.resource}", not "${input.resource}"`);
     }
+    return chain;
   }
+  return undefined;
 }
 
-export function planRun(deps: ApiDeps, input: ResourceInput, version: number): RunRecord {
-  const stepNames = input.resource === PIPELINE_TYPE ? (input.spec as unknown as PipelineSpec).steps.map((s) => s.name) : [];
-  return newRun({
+export function planRun(
+  deps: ApiDeps,
+  input: ResourceInput,
+  version: number,
+  requestedBy: string | null = null,
+  event: ResourceEvent = version === 1 ? 'create' : 'update',
+  chain?: DriverPipeline,
+): RunRecord {
+  const builtIn = input.pipeline === undefined && deps.driverFor(input.resource) !== null;
+  const stepNames = builtIn && input.resource === PIPELINE_TYPE ? (input.spec as unknown as PipelineSpec).steps.map((s) => s.name) : [];
+  const run = newRun({
     runid: uuidv4(),
     resource: input.resource,
     name: input.name,
@@ -61,5 +75,9 @@ export function planRun(deps: ApiDeps, input: ResourceInput, version: number): R
     driver: input.pipeline === undefined ? deps.driverFor(input.resource) : null,
     stepNames,
     now: new Date().toISOString(),
+    requestedBy,
   });
+  // External drivers' runs carry one step per driver, with the event each is handed.
+  if (!builtIn) run.steps = driverSteps(event, chain?.steps ?? null, input.resource);
+  return run;
 }

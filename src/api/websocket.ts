@@ -16,9 +16,10 @@ interface FrameOptions {
   readOnly: boolean;
 }
 const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } };
-import { ConveyorError, jsonFrame, seedFrame, type FrameFormat, type LogLine } from '../domain/index.ts';
+import { ConveyorError, asUnavailable, jsonFrame, seedFrame, type FrameFormat, type LogLine } from '../domain/index.ts';
 import type { ApiDeps } from './context.ts';
 import { logStreamRequest, type LogStreamRequest } from './log-stream-request.ts';
+import { checkLogUpgrade, chooseProtocol } from './auth/upgrade.ts';
 
 const ROUTE = /^\/drivers\/streams\/logs\/([^/]+)\/([^/]+)\/?$/;
 
@@ -40,10 +41,11 @@ function frame(format: FrameFormat, line: LogLine): Buffer {
   return framed;
 }
 
-function refuse(socket: Duplex, status: number, error: string): void {
+function refuse(socket: Duplex, status: number, error: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ error });
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n${extra}` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
@@ -83,7 +85,7 @@ async function stream(deps: ApiDeps, ws: WebSocket, socket: Duplex, request: Log
 }
 
 export function attachLogSockets(server: Server, deps: ApiDeps): WebSocketServer {
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, handleProtocols: chooseProtocol });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = ROUTE.exec(url.pathname);
@@ -92,10 +94,12 @@ export function attachLogSockets(server: Server, deps: ApiDeps): WebSocketServer
       return;
     }
     const query = Object.fromEntries(url.searchParams);
-    logStreamRequest(deps, decodeURIComponent(match[2]!), decodeURIComponent(match[1]!), query).then(
+    checkLogUpgrade(deps, req).then(() => logStreamRequest(deps, decodeURIComponent(match[2]!), decodeURIComponent(match[1]!), query)).then(
       (request) => wss.handleUpgrade(req, socket, head, (ws) => void stream(deps, ws, socket, request)),
       (err: Error) => {
-        if (err instanceof ConveyorError) refuse(socket, err.status, err.message);
+        const unavailable = asUnavailable(err);
+        if (unavailable) refuse(socket, 503, unavailable.message, { 'Retry-After': String(unavailable.retryAfterSeconds) });
+        else if (err instanceof ConveyorError) refuse(socket, err.status, err.message, (err as { headers?: Record<string, string> }).headers);
         else {
           deps.logger.error({ err }, 'websocket upgrade failed');
           refuse(socket, 500, 'internal server error');

@@ -49,6 +49,8 @@ export class LocalScheduler {
   private async recoverInterrupted(): Promise<void> {
     const { store, hub } = this.options;
     for (const run of await store.runsInPhase('Running')) {
+      // Runs of external drivers go on without this server: the bus picks them up again.
+      if (run.driver !== COMMAND_RUNNER) continue;
       this.options.runner.stopOrphans(run.runid);
       const now = new Date().toISOString();
       hub.append(run.runid, {

@@ -100,3 +100,16 @@ export const builtInPipelineDefinition = {
   description: "The command-runner's pipeline: an image and steps run in order, stopping at the first failure.",
   schema: pipelineSpecSchema,
 };
+
+// Upstream's command-runner applies its own `pipeline` definition at start-up and stops if
+// that fails. Such an apply is accepted when the schema it brings accepts what the built-in
+// one does (the seed's pipeline, image and steps), and the built-in definition is kept, so
+// nothing the built-in driver relies on changes.
+const compatibilitySamples = [
+  { image: 'jimjuniorb/hello-node:1.2.3', steps: [{ name: 'print-working-directory', command: 'pwd' }, { name: 'list-files', command: 'ls -l' }] },
+  { image: 'alpine', steps: [{ name: 'one', command: 'true' }] },
+];
+
+export function acceptsBuiltInPipelines(validate: (value: unknown) => boolean): boolean {
+  return compatibilitySamples.every((sample) => validate(sample));
+}

@@ -1,13 +1,25 @@
 // The durable log archive: every line is committed here before any client sees it, so a
 // line a client received is a line a replay will send again, even after kill -9.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { LogLine, LogStream } from '../domain/index.ts';
+import type { LogLine, LogMark, LogStream } from '../domain/index.ts';
 import { transaction } from '../store/embedded/database.ts';
 
 type Row = { runid: string; seq: number; ts: string; driver: string; pipeline: string | null; step: string | null; stream: string; message: string };
 
 function lineFromRow(row: Row): LogLine {
   return { ...row, stream: row.stream as LogStream };
+}
+
+/** A framing line's mark (see LogMark), with where it is in the run's log. */
+export interface ArchivedMark extends LogMark {
+  seq: number;
+  step: string | null;
+}
+
+/** A step's newest output lines: their (common) timestamp and messages, in order. */
+export interface LastOutput {
+  ts: string;
+  messages: string[];
 }
 
 export interface LogQuery {
@@ -21,18 +33,30 @@ export class LogArchive {
   private readonly insert: StatementSync;
   private readonly readAfter: StatementSync;
   private readonly maxSeq: StatementSync;
+  private readonly insertMark: StatementSync;
+  private readonly readMarks: StatementSync;
+  private readonly readNewestOutput: StatementSync;
 
   constructor(db: DatabaseSync) {
     this.db = db;
     this.insert = db.prepare('INSERT INTO log_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.readAfter = db.prepare('SELECT * FROM log_lines WHERE runid = ? AND seq > ? ORDER BY seq LIMIT ?');
     this.maxSeq = db.prepare('SELECT max(seq) AS seq FROM log_lines WHERE runid = ?');
+    this.insertMark = db.prepare('INSERT INTO log_marks VALUES (?, ?, ?, ?)');
+    this.readMarks = db.prepare(
+      'SELECT m.seq AS seq, m.attempt AS attempt, m.event AS event, l.step AS step FROM log_marks m JOIN log_lines l ON l.runid = m.runid AND l.seq = m.seq WHERE m.runid = ? ORDER BY m.seq',
+    );
+    this.readNewestOutput = db.prepare("SELECT ts, message FROM log_lines WHERE runid = ? AND seq > ? AND step = ? AND stream != 'system' ORDER BY seq DESC");
   }
 
   append(lines: readonly LogLine[]): void {
     if (lines.length === 0) return;
     transaction(this.db, () => {
-      for (const l of lines) this.insert.run(l.runid, l.seq, l.ts, l.driver, l.pipeline, l.step, l.stream, l.message);
+      for (const l of lines) {
+        this.insert.run(l.runid, l.seq, l.ts, l.driver, l.pipeline, l.step, l.stream, l.message);
+        // In the same transaction as the line: a mark never exists without its line.
+        if (l.mark) this.insertMark.run(l.runid, l.seq, l.mark.attempt, l.mark.event);
+      }
     });
   }
 
@@ -43,6 +67,23 @@ export class LogArchive {
   lastSeq(runid: string): number {
     const row = this.maxSeq.get(runid) as { seq: number | null };
     return row.seq ?? 0;
+  }
+
+  /** The run's framing marks, in log order. */
+  marks(runid: string): ArchivedMark[] {
+    return this.readMarks.all(runid) as unknown as ArchivedMark[];
+  }
+
+  /** The output lines of `step` after `afterSeq` that carry the newest timestamp, read back
+   * from the end (a resume needs only those), else undefined. */
+  lastOutput(runid: string, afterSeq: number, step: string): LastOutput | undefined {
+    let newest: LastOutput | undefined;
+    for (const row of this.readNewestOutput.iterate(runid, afterSeq, step) as Iterable<{ ts: string; message: string }>) {
+      if (newest && row.ts !== newest.ts) break;
+      newest ??= { ts: row.ts, messages: [] };
+      newest.messages.unshift(row.message);
+    }
+    return newest;
   }
 
   query(q: LogQuery): LogLine[] {

@@ -7,6 +7,8 @@ import { attachLogSockets } from '../api/websocket.ts';
 import type { Config } from '../config.ts';
 import type { Engine } from './engine.ts';
 import { localEngine } from './local.ts';
+import { kubernetesSecurity, localSecurity, type Security } from './security.ts';
+import { driverBus } from './drivers.ts';
 
 export interface RunningServer {
   server: Server;
@@ -27,11 +29,21 @@ export function createLogger(level: string): Logger {
 }
 
 export async function serve(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  // Before anything starts: local mode off loopback without a token refuses to.
+  const localGuard: Security | undefined = config.mode === 'local' ? localSecurity(config) : undefined;
   // Kubernetes mode's client library is loaded only when it is used: local mode saves
   // ~70 MB of resident memory.
   const engine =
     config.mode === 'kubernetes' ? (await import('./kubernetes.ts')).kubernetesEngine(config, logger) : localEngine(config);
   await engine.start();
+  const security = localGuard ?? kubernetesSecurity(config, engine.auth, logger);
+  const drivers = driverBus(config, engine, logger);
+  try {
+    await drivers?.start();
+  } catch (err) {
+    await engine.stop(0);
+    throw new Error(`cannot reach the NATS server at ${config.natsUrl}: ${(err as Error).message}`);
+  }
   const deps = {
     store: engine.store,
     hub: engine.hub,
@@ -43,6 +55,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     heartbeatMs: config.heartbeatMs,
     driverFor: engine.driverFor,
     requiresImage: engine.requiresImage,
+    ...security,
+    drivers,
   };
   const { app } = createApp(deps);
   const server = createServer(app.callback());
@@ -53,13 +67,17 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  logger.info({ mode: engine.mode, url, port, ...engine.details }, `Conveyor is listening on ${url} in ${engine.banner}`);
+  logger.info(
+    { mode: engine.mode, url, port, ...engine.details, natsUrl: config.natsUrl ?? null },
+    `Conveyor is listening on ${url} in ${engine.banner}${drivers ? `; external drivers over NATS at ${config.natsUrl}` : ''}`,
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down: no new runs start, running runs get the grace period');
       server.close();
+      await drivers?.stop();
       await engine.stop(config.shutdownGraceMs);
       for (const client of wss.clients) client.close(1001, 'server shutting down');
       server.closeAllConnections();

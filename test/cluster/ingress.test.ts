@@ -62,7 +62,6 @@ describe('packaging: through an ingress controller (Traefik)', function () {
     await helm(
       [
         'install', release, chartDir, '-n', ns, ...imageValues(image),
-        '--set', 'persistence.enabled=false',
         '--set', 'ingress.enabled=true',
         '--set', 'ingress.className=traefik',
         '--set', `ingress.hosts[0].host=${HOST}`,

@@ -28,7 +28,7 @@ describe('durability (local mode)', () => {
 
     const second = await startServer({ dataDir: dir });
     try {
-      expect((await request(second.url, 'GET', '/resources/pipeline/ubuntu-pipeline-6')).body.metadata.version).to.equal(2);
+      expect((await request(second.url, 'GET', '/resources/pipeline/ubuntu-pipeline-6')).body.metadata.version).to.equal('2');
       expect((await request(second.url, 'GET', '/resources/pipeline/ubuntu-pipeline-6/1')).status).to.equal(200);
       expect((await request(second.url, 'GET', `/runs/${created.body.runid}`)).body.phase).to.equal('Succeeded');
       const after = await collectFrames(`${second.wsUrl}/drivers/streams/logs/command-runner/${created.body.runid}`);

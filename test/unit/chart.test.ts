@@ -13,7 +13,7 @@ const root = resolve(import.meta.dirname, '..', '..');
 const chart = join(root, 'charts', 'conveyor');
 const read = (...parts: string[]) => readFileSync(join(...parts), 'utf8');
 
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [key: string]: any };
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [key: string]: any };
 
 const values = loadYaml<Record<string, any>>(read(chart, 'values.yaml'));
 const schema = JSON.parse(read(chart, 'values.schema.json')) as object;
@@ -135,6 +135,11 @@ describe('manifests/install.yaml (committed render of the chart)', () => {
     expect(find('ClusterRoleBinding')).to.have.length(0);
   });
 
+  it('holds no Helm hook: kubectl would run the uninstall clean-up Job at once', () => {
+    for (const obj of bundle) expect(obj.metadata?.annotations?.['helm.sh/hook'], `${obj.kind} ${obj.metadata?.name}`).to.equal(undefined);
+    expect(find('Job')).to.have.length(0);
+  });
+
   it('has a Service that selects the Deployment pod (the upstream chart selected none)', () => {
     const service = one('Service');
     const deployment = one('Deployment');
@@ -164,6 +169,7 @@ describe('manifests/install.yaml (committed render of the chart)', () => {
     const env = Object.fromEntries((container.env as { name: string; value?: string; valueFrom?: any }[]).map((e) => [e.name, e.value ?? e.valueFrom]));
     expect(env).to.include({ CONVEYOR_MODE: 'kubernetes', CONVEYOR_HOST: '0.0.0.0', CONVEYOR_PORT: '8080', CONVEYOR_DATA_DIR: '/data' });
     expect(env.CONVEYOR_NAMESPACE).to.deep.equal({ fieldRef: { fieldPath: 'metadata.namespace' } });
+    expect(env.CONVEYOR_INSTALLATION, 'its own Deployment').to.equal('conveyor');
     const mounts = Object.fromEntries((container.volumeMounts as { name: string; mountPath: string }[]).map((m) => [m.mountPath, m.name]));
     const volumes = Object.fromEntries((pod.volumes as { name: string }[]).map((v) => [v.name, v]));
     expect((volumes[mounts['/data']!] as any).persistentVolumeClaim.claimName).to.equal(one('PersistentVolumeClaim').metadata.name);
@@ -201,8 +207,12 @@ describe('manifests/install.yaml (committed render of the chart)', () => {
         '/pods/log',
         '/events',
         'coordination.k8s.io/leases',
+        'apps/deployments',
       ].sort(),
     );
+    // Its own Deployment only, read only: is the installation going?
+    const deployments = rules.filter((r) => r.resources.includes('deployments'));
+    expect(deployments).to.deep.equal([{ apiGroups: ['apps'], resources: ['deployments'], resourceNames: ['conveyor'], verbs: ['get'] }]);
     expect([...granted.get('/pods')!].sort()).to.deep.equal(['list', 'patch', 'watch']);
     expect([...granted.get('batch/jobs')!].sort()).to.deep.equal(['create', 'get', 'list', 'patch', 'watch']);
     expect([...granted.get('/events')!]).to.deep.equal(['create']);

@@ -3,7 +3,7 @@
 import type { Middleware } from 'koa';
 import { STATUS_CODES } from 'node:http';
 import type { Logger } from 'pino';
-import { ConveyorError } from '../../domain/index.ts';
+import { ConveyorError, asUnavailable } from '../../domain/index.ts';
 
 interface HttpishError extends Error {
   status?: number;
@@ -37,6 +37,16 @@ export function errorHandler(logger: Logger, maxBodyBytes: number): Middleware {
       }
     } catch (caught) {
       const err = caught as HttpishError;
+      // An outage of the API server is expected and passes: 503 with Retry-After, and a
+      // warning without a stack, not an error.
+      const unavailable = asUnavailable(err);
+      if (unavailable) {
+        logger.warn({ path: ctx.path, method: ctx.method, cause: err.message }, unavailable.message);
+        ctx.status = 503;
+        ctx.set('Retry-After', String(unavailable.retryAfterSeconds));
+        ctx.body = { error: unavailable.message };
+        return;
+      }
       const { status, error } = describe(err, maxBodyBytes);
       if (status >= 500) logger.error({ err, path: ctx.path, method: ctx.method }, 'request failed');
       ctx.status = status;

@@ -12,6 +12,8 @@ import {
   type LogStream,
 } from '../../domain/index.ts';
 import type { ApiDeps } from '../context.ts';
+import { requires } from '../auth/access.ts';
+import { onRunLogs } from '../auth/route-access.ts';
 import { logStreamRequest } from '../log-stream-request.ts';
 
 const postedLine = compileBuiltIn({
@@ -44,7 +46,7 @@ function queryString(value: unknown): string | undefined {
 export function logRoutes(deps: ApiDeps): Router {
   const router = new Router();
 
-  router.get('/logs', (ctx) => {
+  router.get('/logs', requires(deps.auth, onRunLogs('get')), (ctx) => {
     const runid = queryString(ctx.query.runid);
     if (!runid) throw new BadRequestError('runid is required (GET /logs?runid=<run id>)');
     if (!isUuid(runid)) throw new BadRequestError(`runid "${runid}" is not a run id (a UUID)`);
@@ -52,7 +54,7 @@ export function logRoutes(deps: ApiDeps): Router {
     ctx.body = lines.map(upstreamEntry);
   });
 
-  router.post('/logs', async (ctx) => {
+  router.post('/logs', requires(deps.auth, onRunLogs('create')), async (ctx) => {
     assertValid(postedLine, ctx.request.body, '');
     const line = ctx.request.body as PostedLine;
     const run = isUuid(line.runid) ? await deps.store.getRun(line.runid) : undefined;
@@ -99,8 +101,8 @@ export function logRoutes(deps: ApiDeps): Router {
     })();
   };
 
-  router.get('/logs/streams/:driver/:runid', sse(true));
-  router.get('/logs/pipeline/:runid', sse(false));
+  router.get('/logs/streams/:driver/:runid', requires(deps.auth, onRunLogs('get')), sse(true));
+  router.get('/logs/pipeline/:runid', requires(deps.auth, onRunLogs('get')), sse(false));
 
   return router;
 }

@@ -4,7 +4,7 @@
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Labels, jobNameFor } from '../../drivers/command-runner/kubernetes/index.ts';
-import type { RunRecord } from '../../domain/index.ts';
+import { ConflictError, asUnavailable, type RunRecord } from '../../domain/index.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
 import type { KubernetesStore } from '../../store/kubernetes/index.ts';
 import type { ResilientInformer } from '../informer.ts';
@@ -32,6 +32,9 @@ export interface KubernetesControllerOptions {
   // Finished runs kept (see retention.ts); absent: kept forever.
   retention?: RetentionPolicy;
   retentionIntervalMs?: number;
+  // The server's own ServiceAccount (known once started): no run may use it.
+  ownServiceAccount?: () => string | undefined;
+  stopEscalationMs?: number;
 }
 
 /** Resolves once `signal` aborts, at once if it already has. */
@@ -55,7 +58,10 @@ export class KubernetesController {
       identity: options.identity,
       onStartedLeading: (signal) => this.leadAfterPreviousTerm(signal),
       onNewLeader: (identity) => options.logger.info({ leader: identity }, 'controller leader'),
-      onError: (err) => options.logger.warn({ err }, 'leader election'),
+      onError: (err) =>
+        asUnavailable(err)
+          ? options.logger.info({ cause: (err as Error).message }, 'leader election waits for the API server')
+          : options.logger.warn({ err }, 'leader election'),
     });
   }
 
@@ -84,7 +90,13 @@ export class KubernetesController {
     const { kc, namespace, logger } = this.o;
     const informers = makeInformers(kc, namespace, logger);
     this.informers = informers;
-    const onError = (err: unknown, key: string, retries: number) => logger.warn({ err, key, retries }, 'reconcile failed; retrying with backoff');
+    const onError = (err: unknown, key: string, retries: number) => {
+      // A conflict is the status writer working as meant (it wrote from an object that
+      // changed since); an outage of the API server passes. Neither needs a stack.
+      if (err instanceof ConflictError) logger.debug({ key, retries }, 'reconcile met a newer object; requeued');
+      else if (asUnavailable(err)) logger.info({ key, retries, cause: (err as Error).message }, 'reconcile waits for the API server; requeued');
+      else logger.warn({ err, key, retries }, 'reconcile failed; retrying with backoff');
+    };
     const runQueue = new WorkQueue({ name: 'runs', onError });
     const pipelineQueue = new WorkQueue({ name: 'pipelines', onError });
     const runReconciler = new RunReconciler({
@@ -99,6 +111,8 @@ export class KubernetesController {
       requeue: (runid) => runQueue.add(runid),
       onLogConnect: this.o.onLogConnect,
       onRunFinished: this.o.onRunFinished,
+      ownServiceAccount: this.o.ownServiceAccount,
+      stopEscalationMs: this.o.stopEscalationMs,
     });
     const pipelineReconciler = new PipelineReconciler({ namespace, informers, store: this.o.store });
 

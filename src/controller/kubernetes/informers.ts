@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { CustomResources, GROUP, Labels, MANAGED_BY, VERSION } from '../../drivers/command-runner/kubernetes/index.ts';
 import type { DefinitionObject, GenericResourceObject, PipelineObject, RunObject } from '../../store/kubernetes/mapping.ts';
 import { ResilientInformer } from '../informer.ts';
+import { asUnavailable } from '../../domain/index.ts';
 
 export interface Informers {
   runs: ResilientInformer<RunObject>;
@@ -18,7 +19,11 @@ export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger)
   const batch = kc.makeApiClient(BatchV1Api);
   const core = kc.makeApiClient(CoreV1Api);
   const managed = `${Labels.managedBy}=${MANAGED_BY}`;
-  const onError = (name: string) => (err: unknown, restartInMs: number) => logger.warn({ err, informer: name, restartInMs }, 'informer failed; restarting');
+  const onError = (name: string) => (err: unknown, restartInMs: number) => {
+    // The API server going away for a while is expected: said once per retry, no stack.
+    if (asUnavailable(err)) logger.info({ informer: name, restartInMs, cause: (err as Error).message }, 'informer waits for the API server; restarting');
+    else logger.warn({ err, informer: name, restartInMs }, 'informer failed; restarting');
+  };
   const customInformer = <T extends RunObject | PipelineObject>(plural: string) =>
     new ResilientInformer<T>({
       kubeConfig: kc,

@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS broadcasts (
 CREATE TABLE IF NOT EXISTS log_lines (
   runid TEXT NOT NULL, seq INTEGER NOT NULL, ts TEXT NOT NULL, driver TEXT NOT NULL, pipeline TEXT,
   step TEXT, stream TEXT NOT NULL, message TEXT NOT NULL, PRIMARY KEY (runid, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_marks (
+  runid TEXT NOT NULL, seq INTEGER NOT NULL, attempt INTEGER NOT NULL, event TEXT NOT NULL,
+  PRIMARY KEY (runid, seq)) WITHOUT ROWID;
 `;
 
 export function openDatabase(dataDir: string, file = 'conveyor.db'): DatabaseSync {
@@ -38,7 +41,14 @@ export function openDatabase(dataDir: string, file = 'conveyor.db'): DatabaseSyn
   const db = new DatabaseSync(join(dataDir, file));
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
   db.exec(SCHEMA);
+  addColumn(db, 'runs', 'requested_by', 'TEXT');
   return db;
+}
+
+// Columns added after a database was first created: added in place on open.
+function addColumn(db: DatabaseSync, table: string, column: string, type: string): void {
+  const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
+  if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
 }
 
 export function transaction<T>(db: DatabaseSync, work: () => T): T {

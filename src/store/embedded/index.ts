@@ -77,6 +77,7 @@ function runFromRow(row: Row): RunRecord {
       spec = value;
     },
     pipeline: row.pipeline as string | null,
+    requestedBy: (row.requested_by as string | null | undefined) ?? null,
   };
 }
 
@@ -234,22 +235,25 @@ export class EmbeddedStore implements Store {
     return (this.sql('SELECT * FROM resources WHERE type = ? ORDER BY name').all(type) as Row[]).map((r) => resourceFromRow(r));
   }
 
-  async deleteResource(type: string, name: string): Promise<void> {
+  async deleteResource(type: string, name: string, run?: RunRecord): Promise<void> {
     transaction(this.db, () => {
       const { changes } = this.sql('DELETE FROM resources WHERE type = ? AND name = ?').run(type, name);
       if (changes === 0) throw new NotFoundError(`resource ${type}/${name} not found`);
       this.sql('DELETE FROM resource_versions WHERE type = ? AND name = ?').run(type, name);
+      if (run) this.insertRun(run);
     });
+    if (run) this.emitRun(run);
   }
 
   private insertRun(run: RunRecord): void {
     this.sql(
         `INSERT INTO runs (runid, resource, name, version, driver, phase, reason, message, created_at,
-           started_at, finished_at, steps, spec, pipeline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           started_at, finished_at, steps, spec, pipeline, requested_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         run.runid, run.resource, run.name, run.version, run.driver, run.phase, run.reason, run.message,
         run.createdAt, run.startedAt, run.finishedAt, JSON.stringify(run.steps), JSON.stringify(run.spec), run.pipeline,
+        run.requestedBy,
       );
   }
 
@@ -307,10 +311,10 @@ export class EmbeddedStore implements Store {
       const updated = change(current);
       assertTransition(current, updated.phase);
       this.sql(
-          `UPDATE runs SET phase = ?, reason = ?, message = ?, started_at = ?, finished_at = ?, steps = ?
+          `UPDATE runs SET driver = ?, phase = ?, reason = ?, message = ?, started_at = ?, finished_at = ?, steps = ?
            WHERE runid = ?`,
         )
-        .run(updated.phase, updated.reason, updated.message, updated.startedAt, updated.finishedAt, JSON.stringify(updated.steps), runid);
+        .run(updated.driver, updated.phase, updated.reason, updated.message, updated.startedAt, updated.finishedAt, JSON.stringify(updated.steps), runid);
       return updated;
     });
     this.emitRun(next);

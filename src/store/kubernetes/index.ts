@@ -45,6 +45,7 @@ import {
   type DefinitionSpec,
   type GenericResourceSpec,
   type PipelineStatus,
+  type RunObject,
   type RunSpec,
   type RunStatus,
 } from './mapping.ts';
@@ -176,6 +177,7 @@ export class KubernetesStore implements Store {
         [Annotations.nextRunGeneration]: '1',
       };
       if (input.pipeline) annotations[Annotations.driverPipeline] = input.pipeline;
+      if (run.requestedBy) annotations[Annotations.requestedBy] = run.requestedBy;
       let created;
       try {
         created = await this.pipelines.create({ name: input.name, labels: { [Labels.managedBy]: MANAGED_BY }, annotations }, input.spec as unknown as PipelineSpec);
@@ -239,6 +241,8 @@ export class KubernetesStore implements Store {
       };
       if (input.pipeline) current.metadata.annotations[Annotations.driverPipeline] = input.pipeline;
       else delete current.metadata.annotations[Annotations.driverPipeline];
+      if (run.requestedBy) current.metadata.annotations[Annotations.requestedBy] = run.requestedBy;
+      else delete current.metadata.annotations[Annotations.requestedBy];
       // resourceVersion makes this a compare-and-swap: the generation we announced is the
       // one the write creates, or the write fails with a conflict.
       const updated = await this.pipelines.replace(current);
@@ -280,9 +284,11 @@ export class KubernetesStore implements Store {
     return (await this.resources.list(`${Labels.resourceType}=${type}`)).map(genericResource).sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  async deleteResource(type: string, name: string): Promise<void> {
+  async deleteResource(type: string, name: string, run?: RunRecord): Promise<void> {
     if (type === PIPELINE_TYPE) await this.pipelines.delete(name);
     else await this.resources.delete(resourceObjectName(type, name));
+    // The deleted object owns nothing any more: the run of its deletion stands alone.
+    if (run) await this.ensureRun(run, '');
   }
 
   async getRun(runid: string): Promise<RunRecord | undefined> {
@@ -350,6 +356,20 @@ export class KubernetesStore implements Store {
     }
   }
 
+  // The controller's status write, the only one a Run gets once it exists: from the object
+  // the reconcile read (its resourceVersion makes the write a compare-and-swap), never
+  // re-read and overwritten. A conflict throws ConflictError, and the reconcile is queued
+  // again to start over from the fresh object, as controller-runtime does. A correction
+  // (the pod shows a different end than recorded) may change a finished run's phase.
+  async writeRunStatus(obj: RunObject, next: RunRecord, options: { correction?: boolean } = {}): Promise<RunObject> {
+    if (!options.correction) assertTransition(runFromObject(obj), next.phase);
+    const body: RunObject = { ...obj, status: runStatusOf(next, obj.metadata.generation, obj.status) };
+    if (next.driver === COMMAND_RUNNER) body.status!.jobName = jobNameFor(next.runid);
+    const written = await this.runs.replaceStatus(body);
+    this.emit(next.runid);
+    return written;
+  }
+
   // Sets status fields the domain record does not carry (jobName, logsArchived).
   async patchRunStatus(runid: string, fields: Partial<RunStatus>): Promise<void> {
     for (let attempt = 0; ; attempt++) {
@@ -367,8 +387,9 @@ export class KubernetesStore implements Store {
   }
 
   async requestCancel(runid: string): Promise<RunRecord> {
-    await this.runs.mergePatch(runid, { spec: { cancelRequested: true } });
-    return (await this.getRun(runid))!;
+    // The patch answers with the Run as stored: no second read that an outage could fail
+    // after the cancel was kept.
+    return runFromObject(await this.runs.mergePatch(runid, { spec: { cancelRequested: true } }));
   }
 
   onRunChange(listener: RunListener): () => void {

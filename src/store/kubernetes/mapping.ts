@@ -22,6 +22,9 @@ export const Annotations = {
   // so that the Run the API creates and the one the controller would create are one.
   nextRunId: `${GROUP}/next-run-id`,
   nextRunGeneration: `${GROUP}/next-run-generation`,
+  // Who wrote the Pipeline's current spec: the API's caller, or for kubectl the requester
+  // the chart's admission policy checked it against.
+  requestedBy: `${GROUP}/requested-by`,
 } as const;
 
 export const RunLabels = {
@@ -37,6 +40,7 @@ export interface RunSpec {
   pipeline?: string | null;
   pipelineSpec: JsonObject;
   cancelRequested?: boolean;
+  requestedBy?: string;
 }
 
 export interface Condition {
@@ -114,6 +118,7 @@ export function runFromObject(obj: RunObject): RunRecord {
     steps: status.steps ?? pendingSteps(stepNamesOf(spec.resource, spec.pipelineSpec)),
     spec: spec.pipelineSpec,
     pipeline: spec.pipeline ?? null,
+    requestedBy: spec.requestedBy ?? null,
   };
 }
 
@@ -143,6 +148,7 @@ export function runSpecOf(run: RunRecord): RunSpec {
     ...(run.pipeline ? { pipeline: run.pipeline } : {}),
     pipelineSpec: run.spec,
     cancelRequested: false,
+    ...(run.requestedBy ? { requestedBy: run.requestedBy } : {}),
   };
 }
 

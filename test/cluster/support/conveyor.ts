@@ -24,7 +24,9 @@ export async function installCrds(kc: k8s.KubeConfig): Promise<void> {
 }
 
 export async function startKubernetesServer(namespace: string, options: { kubeconfig?: string; dataDir?: string } = {}): Promise<TestServer> {
+  const { scenarioToken } = await import('./namespaces.ts');
   return startServer({
+    token: await scenarioToken(namespace),
     dataDir: options.dataDir ?? newDataDir(),
     args: ['--mode', 'kubernetes', '--namespace', namespace],
     env: { KUBECONFIG: options.kubeconfig ?? kubeconfigPath() },
