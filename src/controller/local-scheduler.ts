@@ -39,7 +39,8 @@ export class LocalScheduler {
   async start(): Promise<void> {
     await this.recoverInterrupted();
     this.unsubscribe = this.options.store.onRunChange((run) => {
-      if (run.phase === 'Pending') this.kick();
+      // Runs of other drivers (or of none) can never start here: no pass for them.
+      if (run.phase === 'Pending' && run.driver === COMMAND_RUNNER) this.kick();
     });
     this.kick();
   }

@@ -141,4 +141,9 @@ export class LogArchive {
       afterSeq = lines[lines.length - 1]!.seq;
     }
   }
+
+  // Removes a run's lines (retention: the archive goes with its Run).
+  delete(runid: string): number {
+    return Number(this.db.prepare('DELETE FROM log_lines WHERE runid = ?').run(runid).changes);
+  }
 }
