@@ -55,7 +55,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     store: engine.store,
     hub: engine.hub,
     archive: engine.archive,
-    runs: engine.runs,
+    runs: drivers ? { cancel: (runid: string) => drivers.cancel(runid, engine.runs) } : engine.runs,
     metrics: engine.metrics,
     logger,
     maxBodyBytes: config.maxBodyBytes,
