@@ -13,7 +13,7 @@ const root = resolve(import.meta.dirname, '..', '..');
 const chart = join(root, 'charts', 'conveyor');
 const read = (...parts: string[]) => readFileSync(join(...parts), 'utf8');
 
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [key: string]: any };
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [key: string]: any };
 
 const values = loadYaml<Record<string, any>>(read(chart, 'values.yaml'));
 const schema = JSON.parse(read(chart, 'values.schema.json')) as object;
