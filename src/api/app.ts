@@ -14,6 +14,7 @@ import { driverPipelineRoutes } from './routes/driver-pipelines.ts';
 import { runRoutes } from './routes/runs.ts';
 import { logRoutes } from './routes/logs.ts';
 import { healthRoutes } from './routes/health.ts';
+import { uiPages } from './ui-pages.ts';
 
 export function buildRouter(deps: ApiDeps): Router {
   const router = new Router();
@@ -39,6 +40,7 @@ export function createApp(deps: ApiDeps): { app: Koa; router: Router } {
   app.use(errorHandler(deps.logger, deps.maxBodyBytes));
   app.use(requestId());
   app.use(requestMetrics(deps.metrics));
+  app.use(uiPages());
   // An unknown route is a 404 whatever its body: only bodies a route will read are parsed.
   const parseBody = jsonBody(deps.maxBodyBytes);
   app.use((ctx, next) => (router.match(ctx.path, ctx.method).route ? parseBody(ctx, next) : next()));

@@ -1,2 +1,2 @@
-export { LogArchive, type LogQuery } from './archive.ts';
+export { LogArchive, type LogQuery, type LogRange } from './archive.ts';
 export { LogHub, type NewLogEntry, type FollowOptions } from './hub.ts';

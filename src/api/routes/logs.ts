@@ -13,6 +13,7 @@ import {
 } from '../../domain/index.ts';
 import type { ApiDeps } from '../context.ts';
 import { logStreamRequest } from '../log-stream-request.ts';
+import { isRangedLogRead, readLogRange } from '../log-range.ts';
 
 const postedLine = compileBuiltIn({
   type: 'object',
@@ -44,10 +45,11 @@ function queryString(value: unknown): string | undefined {
 export function logRoutes(deps: ApiDeps): Router {
   const router = new Router();
 
-  router.get('/logs', (ctx) => {
+  router.get('/logs', async (ctx) => {
     const runid = queryString(ctx.query.runid);
     if (!runid) throw new BadRequestError('runid is required (GET /logs?runid=<run id>)');
     if (!isUuid(runid)) throw new BadRequestError(`runid "${runid}" is not a run id (a UUID)`);
+    if (isRangedLogRead(ctx.query)) return readLogRange(deps, ctx, runid);
     const lines = deps.archive.query({ runid, driver: queryString(ctx.query.driver), pipeline: queryString(ctx.query.pipeline) });
     ctx.body = lines.map(upstreamEntry);
   });
