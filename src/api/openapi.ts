@@ -142,8 +142,19 @@ export const openApiDocument = {
           query('name', 'Only runs of resources with this name'),
           query('limit', 'Page size (1 to 500, default 50)', { type: 'integer' }),
           query('continue', 'Token from the previous page'),
+          query('phase', 'Only runs in this phase', { enum: [...RUN_PHASES] }),
+          query('watch', 'true: instead of a list, a text/event-stream of changes: `event: ready` once subscribed, then `event: run` with the changed Run as data (filtered by resource and name, not phase; `: heartbeat` comments)', { enum: ['true'] }),
         ],
-        responses: { 200: json({ type: 'object', properties: { items: { type: 'array', items: ref('Run') }, continue: { type: 'string' } } }), ...errors },
+        responses: {
+          200: {
+            description: 'A page of runs; with watch=true, a Server-Sent Events stream of run changes',
+            content: {
+              'application/json': { schema: { type: 'object', properties: { items: { type: 'array', items: ref('Run') }, continue: { type: 'string' } } } },
+              'text/event-stream': { schema: { type: 'string' } },
+            },
+          },
+          ...errors,
+        },
       },
     },
     '/runs/{runid}': {
@@ -155,8 +166,25 @@ export const openApiDocument = {
     '/logs': {
       get: {
         summary: 'Stored log lines of a run',
-        parameters: [{ ...query('runid', 'Run id'), required: true }, query('driver', 'Only this driver'), query('pipeline', 'Only this pipeline')],
-        responses: { 200: json({ type: 'array', items: ref('LogEntry') }), ...errors },
+        description:
+          'Without since, limit, q or step: every stored line (upstream\'s list). With any of them: one page of lines with seq above since, ' +
+          'in seq order, and the header Conveyor-Last-Seq giving the newest stored seq of the run (404 for an unknown run).',
+        parameters: [
+          { ...query('runid', 'Run id'), required: true },
+          query('driver', 'Only this driver'),
+          query('pipeline', 'Only this pipeline'),
+          query('since', 'Page: lines after this seq (default 0)', { type: 'integer', minimum: 0 }),
+          query('limit', 'Page: at most this many lines (1 to 5000, default 1000)', { type: 'integer', minimum: 1, maximum: 5000 }),
+          query('q', 'Page: only lines whose message contains this text, in any case (1 to 200 characters)'),
+          query('step', 'Page: only lines of this step'),
+        ],
+        responses: {
+          200: {
+            ...json({ type: 'array', items: ref('LogEntry') }),
+            headers: { 'Conveyor-Last-Seq': { description: 'Pages only: the newest stored seq of the run', schema: { type: 'integer' } } },
+          },
+          ...errors,
+        },
       },
       post: {
         summary: 'A driver posts a log line for its run',

@@ -18,6 +18,7 @@ import { requires } from '../auth/access.ts';
 import { onRunLogs } from '../auth/route-access.ts';
 import { logStreamRequest } from '../log-stream-request.ts';
 import { background } from '../../observability/background.ts';
+import { isRangedLogRead, readLogRange } from '../log-range.ts';
 
 const postedLine = compileBuiltIn({
   type: 'object',
@@ -84,6 +85,7 @@ export function logRoutes(deps: ApiDeps): Router {
     const runid = queryString(ctx.query.runid);
     if (!runid) throw new BadRequestError('runid is required (GET /logs?runid=<run id>)');
     if (!isUuid(runid)) throw new BadRequestError(`runid "${runid}" is not a run id (a UUID)`);
+    if (isRangedLogRead(ctx.query)) return readLogRange(deps, ctx, runid);
     const pages = deps.archive.pages({ runid, driver: queryString(ctx.query.driver), pipeline: queryString(ctx.query.pipeline) });
     // One JSON array, written a page at a time as the client reads: a log of any size is
     // served without holding it in memory.

@@ -278,6 +278,10 @@ export class EmbeddedStore implements Store {
       where.push('name = ?');
       params.push(filter.name);
     }
+    if (filter.phase) {
+      where.push('phase = ?');
+      params.push(filter.phase);
+    }
     if (filter.continue) {
       if (!/^\d+$/.test(filter.continue)) throw new BadRequestError(`continue "${filter.continue}" is not a token this server issued`);
       where.push('ord < ?');

@@ -325,7 +325,7 @@ export class KubernetesStore implements Store {
     const selector = [`${Labels.managedBy}=${MANAGED_BY}`];
     if (filter.resource) selector.push(`${Labels.resourceType}=${filter.resource}`);
     if (filter.name) selector.push(`${Labels.resourceName}=${filter.name}`);
-    const all = (await this.runs.list(selector.join(','))).map(runFromObject);
+    const all = (await this.runs.list(selector.join(','))).map(runFromObject).filter((r) => !filter.phase || r.phase === filter.phase);
     // Newest first; the run id breaks ties so the order (and the cursor) is total.
     const key = (r: RunRecord) => `${r.createdAt}|${r.runid}`;
     all.sort((a, b) => key(b).localeCompare(key(a)));
