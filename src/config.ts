@@ -3,6 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { DEFAULT_MAX_LINE_BYTES } from './logs/line-splitter.ts';
+
+// Where a cgroup v1 freezer hierarchy is mounted on Linux (local mode's step containment).
+const DEFAULT_FREEZER_ROOT = '/sys/fs/cgroup/freezer';
 
 export type Mode = 'local' | 'kubernetes';
 
@@ -29,6 +33,18 @@ export interface Config {
   // Kubernetes mode: the client's rate limit (requests a second, and the burst above it).
   kubeQps: number;
   kubeBurst: number;
+  // A step's output line longer than this many bytes is split into marked parts.
+  maxLineBytes: number;
+  // Local mode: the cgroup v1 freezer mount that contains each run's processes, or null
+  // for the /proc fallback (CONVEYOR_CGROUP_FREEZER=off).
+  freezerRoot: string | null;
+  // Kubernetes mode: finished Runs kept per pipeline (0: no limit) and for how long (0: no
+  // limit); a pruned Run takes its Job, pods and archived log with it.
+  retainRuns: number;
+  retainSeconds: number;
+  // Kubernetes mode: seconds after a run finished that its Job and pods are deleted (its
+  // log is in the archive by then).
+  retainJobSeconds: number;
   // Browser safety (see docs/security.md): more Host names and page origins to accept.
   allowedHosts: string[];
   allowedOrigins: string[];
@@ -64,6 +80,10 @@ export interface ServeFlags {
   shutdownGrace?: string;
   logLevel?: string;
   namespace?: string;
+  maxLineBytes?: string;
+  retainRuns?: string;
+  retainSeconds?: string;
+  retainJobSeconds?: string;
   allowedHost?: string[];
   allowedOrigin?: string[];
   tokenFile?: string;
@@ -87,6 +107,19 @@ function pick(flag: string | undefined, flagName: string, env: NodeJS.ProcessEnv
   return undefined;
 }
 
+export const DEFAULT_RETENTION = { runs: 100, seconds: 7 * 24 * 3600, jobSeconds: 300 };
+
+function retention(flags: ServeFlags, env: NodeJS.ProcessEnv): Pick<Config, 'retainRuns' | 'retainSeconds' | 'retainJobSeconds'> {
+  const runs = pick(flags.retainRuns, 'retain-runs', env, 'CONVEYOR_RETAIN_RUNS');
+  const seconds = pick(flags.retainSeconds, 'retain-seconds', env, 'CONVEYOR_RETAIN_SECONDS');
+  const jobSeconds = pick(flags.retainJobSeconds, 'retain-job-seconds', env, 'CONVEYOR_RETAIN_JOB_SECONDS');
+  return {
+    retainRuns: runs ? integer(runs[0], runs[1], 0) : DEFAULT_RETENTION.runs,
+    retainSeconds: seconds ? integer(seconds[0], seconds[1], 0) : DEFAULT_RETENTION.seconds,
+    retainJobSeconds: jobSeconds ? integer(jobSeconds[0], jobSeconds[1], 0) : DEFAULT_RETENTION.jobSeconds,
+  };
+}
+
 export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const mode = pick(flags.mode, 'mode', env, 'CONVEYOR_MODE');
   if (mode && mode[0] !== 'local' && mode[0] !== 'kubernetes') {
@@ -97,6 +130,8 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
   const concurrency = pick(flags.concurrency, 'concurrency', env, 'CONVEYOR_CONCURRENCY');
   const grace = pick(flags.shutdownGrace, 'shutdown-grace', env, 'CONVEYOR_SHUTDOWN_GRACE_SECONDS');
   const heartbeat = env.CONVEYOR_SSE_HEARTBEAT_MS;
+  const maxLine = pick(flags.maxLineBytes, 'max-line-bytes', env, 'CONVEYOR_MAX_LINE_BYTES');
+  const freezer = env.CONVEYOR_CGROUP_FREEZER;
   return {
     mode: (mode?.[0] as Mode | undefined) ?? 'local',
     host: pick(flags.host, 'host', env, 'CONVEYOR_HOST')?.[0] ?? '127.0.0.1',
@@ -110,6 +145,9 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     namespace: pick(flags.namespace, 'namespace', env, 'CONVEYOR_NAMESPACE')?.[0],
     kubeQps: env.CONVEYOR_KUBE_QPS ? integer(env.CONVEYOR_KUBE_QPS, 'CONVEYOR_KUBE_QPS', 1) : DEFAULT_RATE_LIMIT.qps,
     kubeBurst: env.CONVEYOR_KUBE_BURST ? integer(env.CONVEYOR_KUBE_BURST, 'CONVEYOR_KUBE_BURST', 1) : DEFAULT_RATE_LIMIT.burst,
+    maxLineBytes: maxLine ? integer(maxLine[0], maxLine[1], 1024, 64 * 1024 * 1024) : DEFAULT_MAX_LINE_BYTES,
+    freezerRoot: freezer === 'off' ? null : freezer || DEFAULT_FREEZER_ROOT,
+    ...retention(flags, env),
     allowedHosts: list(flags.allowedHost, env.CONVEYOR_ALLOWED_HOSTS),
     allowedOrigins: list(flags.allowedOrigin, env.CONVEYOR_ALLOWED_ORIGINS).map((o) => origin(o)),
     token: token(flags.tokenFile, env),

@@ -18,6 +18,7 @@ interface FrameOptions {
 const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } };
 import { ConveyorError, asUnavailable, jsonFrame, seedFrame, type FrameFormat, type LogLine } from '../domain/index.ts';
 import type { ApiDeps } from './context.ts';
+import { LogHubClosedError } from '../logs/index.ts';
 import { logStreamRequest, type LogStreamRequest } from './log-stream-request.ts';
 import { checkLogUpgrade, chooseProtocol } from './auth/upgrade.ts';
 
@@ -79,6 +80,11 @@ async function stream(deps: ApiDeps, ws: WebSocket, socket: Duplex, request: Log
     if (!abort.signal.aborted) ws.close(1000, 'run ended');
   } catch (err) {
     if (abort.signal.aborted) return;
+    if (err instanceof LogHubClosedError) {
+      // 1012 "service restart": the run goes on; the client resumes with ?since= later.
+      ws.close(1012, 'server restarting');
+      return;
+    }
     deps.logger.warn({ err, runid: request.run.runid }, 'websocket log stream failed');
     ws.close(1011, 'log stream failed');
   }

@@ -45,6 +45,9 @@ export interface FollowOptions {
   // First reconnect delay, doubled per consecutive failure up to maxBackoffMs.
   backoffMs?: number;
   maxBackoffMs?: number;
+  // After the server said it is restarting (close 1012), how long to keep trying to reach
+  // its successor before counting failures again (default 60 s).
+  restartPatienceMs?: number;
   onReconnect?(info: { attempt: number; delayMs: number; since: number; reason: string }): void;
 }
 
@@ -248,8 +251,11 @@ export class ConveyorClient {
     const backoffMs = options.backoffMs ?? 250;
     const maxBackoffMs = options.maxBackoffMs ?? 5000;
     let lastSeq = options.since ?? 0;
+    const restartPatienceMs = options.restartPatienceMs ?? 60_000;
     let failures = 0;
     let reconnects = 0;
+    // Until then the server is restarting: refused connections are expected, not failures.
+    let restartingUntil = 0;
     for (;;) {
       let progressed = false;
       const outcome = await this.#streamOnce(this.streamUrl(driver, runid, lastSeq), await this.#authHeaders(), (line) => {
@@ -266,7 +272,9 @@ export class ConveyorClient {
           : outcome.error
             ? (errorCode(outcome.error) ?? outcome.error.message)
             : `closed with code ${outcome.code}${outcome.reason ? ` (${outcome.reason})` : ''}`;
-      failures = progressed ? 1 : failures + 1;
+      if (outcome.kind === 'closed' && outcome.code === 1012) restartingUntil = Date.now() + restartPatienceMs;
+      const restarting = Date.now() < restartingUntil;
+      failures = progressed || restarting ? 1 : failures + 1;
       if (failures > retries) {
         if (outcome.kind === 'closed' && outcome.error && errorCode(outcome.error)) throw connectionError(this.server, outcome.error);
         throw new Error(`the log stream of run ${runid} broke (${reason}) and did not come back after ${retries} attempts`);

@@ -39,7 +39,8 @@ export class LocalScheduler {
   async start(): Promise<void> {
     await this.recoverInterrupted();
     this.unsubscribe = this.options.store.onRunChange((run) => {
-      if (run.phase === 'Pending') this.kick();
+      // Runs of other drivers (or of none) can never start here: no pass for them.
+      if (run.phase === 'Pending' && run.driver === COMMAND_RUNNER) this.kick();
     });
     this.kick();
   }
@@ -48,10 +49,11 @@ export class LocalScheduler {
   // it ends Failed/Interrupted, and its log ends, so followers are never left waiting.
   private async recoverInterrupted(): Promise<void> {
     const { store, hub } = this.options;
+    await this.options.runner.sweepLeftovers();
     for (const run of await store.runsInPhase('Running')) {
       // Runs of external drivers go on without this server: the bus picks them up again.
       if (run.driver !== COMMAND_RUNNER) continue;
-      this.options.runner.stopOrphans(run.runid);
+      await this.options.runner.stopOrphans(run.runid);
       const now = new Date().toISOString();
       hub.append(run.runid, {
         driver: run.driver,

@@ -54,11 +54,7 @@ function resourceFromRow(row: Row, createdAt = String(row.created_at), updatedAt
   return resource;
 }
 
-// A run's spec is parsed only when something reads it: the API's run views leave it out, so
-// GET /runs/{id} and GET /runs pay for parsing only the steps they answer with.
 function runFromRow(row: Row): RunRecord {
-  const specText = String(row.spec);
-  let spec: JsonObject | undefined;
   return {
     runid: String(row.runid),
     resource: String(row.resource),
@@ -72,12 +68,8 @@ function runFromRow(row: Row): RunRecord {
     startedAt: row.started_at as string | null,
     finishedAt: row.finished_at as string | null,
     steps: JSON.parse(String(row.steps)),
-    get spec(): JsonObject {
-      return (spec ??= JSON.parse(specText) as JsonObject);
-    },
-    set spec(value: JsonObject) {
-      spec = value;
-    },
+    // Parsed eagerly: a lazy accessor (tried) costs more per row than parsing a small spec.
+    spec: JSON.parse(String(row.spec)) as JsonObject,
     pipeline: row.pipeline as string | null,
     requestedBy: (row.requested_by as string | null | undefined) ?? null,
   };
@@ -285,6 +277,10 @@ export class EmbeddedStore implements Store {
     if (filter.name) {
       where.push('name = ?');
       params.push(filter.name);
+    }
+    if (filter.phase) {
+      where.push('phase = ?');
+      params.push(filter.phase);
     }
     if (filter.continue) {
       if (!/^\d+$/.test(filter.continue)) throw new BadRequestError(`continue "${filter.continue}" is not a token this server issued`);

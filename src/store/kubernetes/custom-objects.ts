@@ -77,6 +77,11 @@ export class CustomObjects<Spec, Status> {
     }
   }
 
+  // The object as the API server has it now (a cached subclass answers `get` from its cache).
+  fresh(name: string): Promise<CustomObject<Spec, Status> | undefined> {
+    return this.get(name);
+  }
+
   async list(labelSelector?: string): Promise<CustomObject<Spec, Status>[]> {
     const items: CustomObject<Spec, Status>[] = [];
     let next: string | undefined;
