@@ -7,9 +7,11 @@ import { background, reportBackgroundError, retrying, superviseWith } from '../.
 
 const srcRoot = resolve(import.meta.dirname, '../../src');
 
+// The server's sources; src/ui/ is the browser page, which reports its own errors.
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((entry) => {
     const path = join(dir, entry);
+    if (path === join(srcRoot, 'ui')) return [];
     return statSync(path).isDirectory() ? sources(path) : path.endsWith('.ts') ? [path] : [];
   });
 }

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { constants } from 'node:os';
 import { LineSplitter } from '../../../logs/line-splitter.ts';
+import { background } from '../../../observability/background.ts';
 import type { StepProcesses } from './containment.ts';
 
 export interface StepProcessOptions {
@@ -73,7 +74,7 @@ export async function runStepProcess(options: StepProcessOptions): Promise<StepO
   const onAbort = () => {
     aborted = true;
     options.processes.terminate();
-    killTimer = setTimeout(() => void options.processes.kill(), options.killGraceMs(options.signal.reason));
+    killTimer = setTimeout(() => background('step-kill', () => options.processes.kill()), options.killGraceMs(options.signal.reason));
   };
   if (options.signal.aborted) onAbort();
   else options.signal.addEventListener('abort', onAbort, { once: true });
