@@ -134,20 +134,23 @@ describe(inMode('edges: limits, malformed input, one answer per mistake'), () =>
       expectError(await call('GET', '/resources/Foo/x/1'), 404, /not found/);
     });
 
-    it('an unchanged PUT keeps the version and answers with the run of that version', async () => {
+    it('a PUT of an unchanged spec is a new version with a new run (the web page\'s "Run again")', async () => {
       const created = await call('POST', '/resources', pipeline('same-again', [['s', 'true']]));
       expect(created.status).to.equal(201);
       const again = await call('PUT', '/resources/pipeline/same-again', { spec: pipeline('same-again', [['s', 'true']]).spec });
-      expect(again.status).to.equal(200);
-      expect(again.body).to.include({ version: '1', runid: created.body.runid });
-      expect(String((await call('GET', '/resources/pipeline/same-again')).body.metadata.version)).to.equal('1');
-      const changed = await call('PUT', '/resources/pipeline/same-again', { spec: pipeline('same-again', [['s', 'echo changed']]).spec });
-      expect(changed.body.version).to.equal('2');
-      expect(changed.body.runid).to.not.equal(created.body.runid);
+      expect(again.status, JSON.stringify(again.body)).to.equal(200);
+      expect(again.body.version).to.equal('2');
+      expect(again.body.runid).to.not.equal(created.body.runid);
+      expect(String((await call('GET', '/resources/pipeline/same-again')).body.metadata.version)).to.equal('2');
+      const run = (await call('GET', `/runs/${again.body.runid}`)).body;
+      expect(run.version, 'the new run is of the new version').to.be.oneOf([2, '2']);
+      const third = await call('PUT', '/resources/pipeline/same-again', { spec: pipeline('same-again', [['s', 'true']]).spec });
+      expect(third.body.version).to.equal('3');
 
       const generic = await call('POST', '/resources', { name: 'same-free', resource: 'free', spec: { a: 1 } });
       const genericAgain = await call('PUT', '/resources/free/same-free', { spec: { a: 1 } });
-      expect(genericAgain.body).to.include({ version: '1', runid: generic.body.runid });
+      expect(genericAgain.body.version).to.equal('2');
+      expect(genericAgain.body.runid).to.not.equal(generic.body.runid);
     });
 
     it('/metrics labels each answer with its real status', async () => {

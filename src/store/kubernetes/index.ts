@@ -235,12 +235,14 @@ export class KubernetesStore implements Store {
       if (!current) throw new NotFoundError(`resource pipeline/${input.name} not found`);
       const generation = current.metadata.generation ?? 1;
       if (isDeepStrictEqual(current.spec, input.spec) && (current.metadata.annotations?.[Annotations.driverPipeline] ?? undefined) === input.pipeline) {
-        // Kubernetes keeps the generation of an unchanged spec, and each generation runs
-        // once: replacing a pipeline with itself starts nothing new. Compared as values: the
-        // API server hands objects back with their keys sorted, not in the client's order.
-        const lastRunId = current.status?.lastRunId ?? current.metadata.annotations?.[Annotations.nextRunId];
-        const last = lastRunId ? await this.getRun(lastRunId) : undefined;
-        if (last) return { resource: pipelineResource(current), run: last };
+        // A PUT of the spec the Pipeline has is a new version with a new run, as in local mode
+        // (the web page's "Run again" is such a PUT). Kubernetes keeps the generation of an
+        // unchanged spec, so the write bumps `runRequest`, a field beside `spec`: any change
+        // outside metadata and status gives the object a new generation. (Compared as values:
+        // the API server hands objects back with their keys sorted.) `kubectl apply` of an
+        // unchanged manifest still starts nothing: it does not touch the field.
+        const withRequest = current as typeof current & { runRequest?: number };
+        withRequest.runRequest = (withRequest.runRequest ?? 0) + 1;
       }
       const run = makeRun(generation + 1);
       current.spec = input.spec as unknown as PipelineSpec;
@@ -263,13 +265,6 @@ export class KubernetesStore implements Store {
     const name = existingObjectName(input.resource, input.name);
     const current = name === undefined ? undefined : await this.resources.fresh(name);
     if (!current) throw new NotFoundError(`resource ${input.resource}/${input.name} not found`);
-    if (isDeepStrictEqual(current.spec.spec, input.spec) && current.spec.pipeline === input.pipeline) {
-      // The same spec again is the current version and its run, as for pipelines (whose
-      // generation Kubernetes keeps) and in local mode: PUT is idempotent.
-      const runs = await this.runs.list(`${RunLabels.ownerUid}=${current.metadata.uid},${RunLabels.version}=${current.spec.version}`);
-      const last = runs[0];
-      if (last) return { resource: genericResource(current), run: runFromObject(last) };
-    }
     const version = current.spec.version + 1;
     const run = makeRun(version);
     current.spec = { type: input.resource, spec: input.spec, version, ...(input.pipeline ? { pipeline: input.pipeline } : {}) };
