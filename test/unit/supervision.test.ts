@@ -104,6 +104,14 @@ describe('supervision of background work', () => {
     expect(waits.slice(2).every((ms) => ms <= 15)).to.equal(true);
   });
 
+  it('a failure retrying() reported is not reported again by background()', async () => {
+    background('outer', retrying('inner', async () => Promise.reject(new Error('once')), { attempts: 2, baseMs: 1, sleep: async () => undefined }));
+    await settle();
+    await settle();
+    expect(rec.errors.map((e) => e.task)).to.deep.equal(['inner']);
+    expect(rec.counts.get('outer')).to.equal(undefined);
+  });
+
   it('reportBackgroundError counts each failure under its task', () => {
     reportBackgroundError('a', new Error('x'));
     reportBackgroundError('a', new Error('y'));

@@ -29,7 +29,7 @@ import {
 } from '../../domain/index.ts';
 import { CustomResources, Labels, MANAGED_BY, jobNameFor, resourceObjectName } from '../../kube/names.ts';
 import type { RunFilter, RunListener, RunPage, Store } from '../index.ts';
-import { background, reportBackgroundError } from '../../observability/background.ts';
+import { background, reportBackgroundError, retrying } from '../../observability/background.ts';
 import { CachedObjects, type ObjectSource } from './cached-objects.ts';
 import { CustomObjects, type CustomObject } from './custom-objects.ts';
 import { RunIndex } from './run-index.ts';
@@ -419,7 +419,9 @@ export class KubernetesStore implements Store {
   // change, whoever made it, through its informers.
   emit(runid: string): void {
     if (this.listeners.size === 0) return;
-    background('run-change-listener', this.getRun(runid).then((run) => run && this.listeners.forEach((l) => l(run))));
+    // A read that fails (an API server blip) is tried again with backoff: a listener missing
+    // a change would show a stale run until the next one.
+    background('run-change-listener', retrying('run-change-read', () => this.getRun(runid), { attempts: 4, baseMs: 200 }).then((run) => run && this.listeners.forEach((l) => l(run))));
   }
 
   listDriverPipelines(): Promise<DriverPipeline[]> {
