@@ -9,6 +9,7 @@ import {
   COMMAND_RUNNER,
   BadRequestError,
   ConflictError,
+  ConveyorError,
   NotFoundError,
   PIPELINE_TYPE,
   RUN_PHASES,
@@ -259,6 +260,11 @@ export class KubernetesStore implements Store {
       // resourceVersion makes this a compare-and-swap: the generation we announced is the
       // one the write creates, or the write fails with a conflict.
       const updated = await this.pipelines.replace(current);
+      if ((updated.metadata.generation ?? generation + 1) === generation) {
+        // Only an installed CRD without `runRequest` (older than this server) prunes the
+        // field and keeps the generation: say so rather than give two runs one version.
+        throw new ConveyorError(500, 'the installed Pipeline CRD is older than this server (it has no runRequest field); apply manifests/crds/ to run an unchanged pipeline again');
+      }
       await this.ensureRun({ ...run, version: updated.metadata.generation ?? generation + 1 }, updated.metadata.uid!);
       return { resource: pipelineResource(updated), run: { ...run, version: updated.metadata.generation ?? generation + 1 } };
     }
