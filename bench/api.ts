@@ -26,7 +26,7 @@ import { fmt, mb, median, round, sleep } from './lib/stats.ts';
 export const DRIVERLESS_TYPE = 'bench-thing';
 const MIN_SEED = 64;
 
-interface Seeded {
+export interface Seeded {
   dir: string;
   runids: string[];
   resourceNames: string[];
@@ -36,7 +36,7 @@ interface Seeded {
 
 // Writes the rows the real server would have written for N finished pipeline runs and N
 // Pending driverless runs, in one transaction, straight into the server's own schema.
-async function seed(n: number): Promise<Seeded> {
+export async function seed(n: number, withPending = true): Promise<Seeded> {
   const { openDatabase } = (await import(join(serverRoot, 'src/store/embedded/database.ts'))) as { openDatabase: (dir: string) => DatabaseSync };
   const dir = mkdtempSync(join(tmpdir(), 'conveyor-bench-api-'));
   const db = openDatabase(dir);
@@ -66,7 +66,7 @@ async function seed(n: number): Promise<Seeded> {
     runids.push(id);
     resourceNames.push(name);
   }
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; withPending && i < count; i++) {
     const name = `seed-t-${i}`;
     const id = randomUUID();
     const spec = JSON.stringify({ size: i });
@@ -77,7 +77,7 @@ async function seed(n: number): Promise<Seeded> {
   }
   db.exec('COMMIT');
   db.close();
-  return { dir, runids, resourceNames, finished: count, pending: count };
+  return { dir, runids, resourceNames, finished: count, pending: withPending ? count : 0 };
 }
 
 function copyData(from: string): string {

@@ -38,6 +38,13 @@ export interface Config {
   // Local mode: the cgroup v1 freezer mount that contains each run's processes, or null
   // for the /proc fallback (CONVEYOR_CGROUP_FREEZER=off).
   freezerRoot: string | null;
+  // Kubernetes mode: finished Runs kept per pipeline (0: no limit) and for how long (0: no
+  // limit); a pruned Run takes its Job, pods and archived log with it.
+  retainRuns: number;
+  retainSeconds: number;
+  // Kubernetes mode: seconds after a run finished that its Job and pods are deleted (its
+  // log is in the archive by then).
+  retainJobSeconds: number;
   // Browser safety (see docs/security.md): more Host names and page origins to accept.
   allowedHosts: string[];
   allowedOrigins: string[];
@@ -74,6 +81,9 @@ export interface ServeFlags {
   logLevel?: string;
   namespace?: string;
   maxLineBytes?: string;
+  retainRuns?: string;
+  retainSeconds?: string;
+  retainJobSeconds?: string;
   allowedHost?: string[];
   allowedOrigin?: string[];
   tokenFile?: string;
@@ -95,6 +105,19 @@ function pick(flag: string | undefined, flagName: string, env: NodeJS.ProcessEnv
   const fromEnv = env[envName];
   if (fromEnv !== undefined && fromEnv !== '') return [fromEnv, envName];
   return undefined;
+}
+
+export const DEFAULT_RETENTION = { runs: 100, seconds: 7 * 24 * 3600, jobSeconds: 300 };
+
+function retention(flags: ServeFlags, env: NodeJS.ProcessEnv): Pick<Config, 'retainRuns' | 'retainSeconds' | 'retainJobSeconds'> {
+  const runs = pick(flags.retainRuns, 'retain-runs', env, 'CONVEYOR_RETAIN_RUNS');
+  const seconds = pick(flags.retainSeconds, 'retain-seconds', env, 'CONVEYOR_RETAIN_SECONDS');
+  const jobSeconds = pick(flags.retainJobSeconds, 'retain-job-seconds', env, 'CONVEYOR_RETAIN_JOB_SECONDS');
+  return {
+    retainRuns: runs ? integer(runs[0], runs[1], 0) : DEFAULT_RETENTION.runs,
+    retainSeconds: seconds ? integer(seconds[0], seconds[1], 0) : DEFAULT_RETENTION.seconds,
+    retainJobSeconds: jobSeconds ? integer(jobSeconds[0], jobSeconds[1], 0) : DEFAULT_RETENTION.jobSeconds,
+  };
 }
 
 export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = process.env): Config {
@@ -124,6 +147,7 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     kubeBurst: env.CONVEYOR_KUBE_BURST ? integer(env.CONVEYOR_KUBE_BURST, 'CONVEYOR_KUBE_BURST', 1) : DEFAULT_RATE_LIMIT.burst,
     maxLineBytes: maxLine ? integer(maxLine[0], maxLine[1], 1024, 64 * 1024 * 1024) : DEFAULT_MAX_LINE_BYTES,
     freezerRoot: freezer === 'off' ? null : freezer || DEFAULT_FREEZER_ROOT,
+    ...retention(flags, env),
     allowedHosts: list(flags.allowedHost, env.CONVEYOR_ALLOWED_HOSTS),
     allowedOrigins: list(flags.allowedOrigin, env.CONVEYOR_ALLOWED_ORIGINS).map((o) => origin(o)),
     token: token(flags.tokenFile, env),

@@ -140,12 +140,19 @@ host_network() {
 
 write_configs() {
   mkdir -p "$CONF" "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/cni/ipam"
-  # containerd 2.x (config version 4), built from Go modules (build.sh) with its own runc
-  # shim: Debian's containerd 1.6 shim drops a container's output that is still in flight 2 s
-  # after it exits (containerd #12364). runc and the CNI plugins are Debian's.
+  write_containerd_config
+  write_node_configs
+}
+
+# containerd 2.x, built from Go modules (build.sh) with its own runc shim: Debian's containerd
+# 1.6 shim drops a container's output that is still in flight 2 s after it exits (containerd
+# #12364). runc and the CNI plugins are Debian's. Config version 3, which 2.4 migrates as it
+# loads (its own version 4 moves [grpc] into a plugin's section).
+write_containerd_config() {
+  mkdir -p "$CONF"
   cat > "$CONF/containerd.toml" <<EOF
 # containerd of the Conveyor test cluster (written by scripts/cluster/up.sh)
-version = 4
+version = 3
 root = "$CLUSTER_DIR/containerd"
 state = "$RUN_ROOT/containerd"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.blockfile", "io.containerd.snapshotter.v1.erofs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]
@@ -190,6 +197,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     conf_dir = "$CLUSTER_DIR/cni/net.d"
     max_conf_num = 1
 EOF
+}
+
+# The CNI, kubelet and kube-proxy configs. (kube-proxy exits when its file is rewritten: an
+# in-place update of the node leaves these alone.)
+write_node_configs() {
   # The bridge plugin attaches each pod to $BRIDGE (which already holds the node IP as the
   # gateway). Pods get routes only to the pod network (on-link) and the Service range.
   cat > "$CLUSTER_DIR/cni/net.d/10-conveyor.conflist" <<EOF
@@ -646,7 +658,8 @@ swap_runtime() {
   unmount_under "$RUN_ROOT/containerd"
   unmount_under "$CLUSTER_DIR/containerd"
   rm -rf "$RUN_ROOT/containerd" "$CLUSTER_DIR/containerd"
-  write_configs
+  mkdir -p "$CLUSTER_DIR/cni/ipam"
+  write_containerd_config
   start_containerd
   local app
   for app in "$IMAGE_CACHE"/conveyor_*.tar; do

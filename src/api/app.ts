@@ -18,6 +18,7 @@ import { runRoutes } from './routes/runs.ts';
 import { logRoutes } from './routes/logs.ts';
 import { healthRoutes } from './routes/health.ts';
 import { driverRoutes } from './routes/drivers.ts';
+import { uiPages } from './ui-pages.ts';
 
 export function buildRouter(deps: ApiDeps): Router {
   const router = new Router();
@@ -47,6 +48,9 @@ export function createApp(deps: ApiDeps): { app: Koa; router: Router } {
   app.use(requestId());
   app.use(requestMetrics(deps.metrics));
   app.use(browserGuard(deps.browser ?? { checkHost: false, allowedHosts: [], allowedOrigins: [] }));
+  // The page's static files carry no data: they load before a login, so that the page can
+  // ask for the token every API call then needs.
+  app.use(uiPages());
   app.use(authenticate(deps.auth, deps.defaultUser));
   // An unknown route is a 404 whatever its body: only bodies a route will read are parsed.
   const parseBody = jsonBody(deps.maxBodyBytes);

@@ -7,30 +7,20 @@ import {
   PIPELINE_TYPE,
   assertPipelineSpec,
   assertValid,
-  compileUserSchema,
   driverSteps,
   newRun,
   type DriverPipeline,
   type ResourceEvent,
   type PipelineSpec,
-  type ResourceDefinition,
   type ResourceInput,
   type RunRecord,
-  type Validator,
 } from '../domain/index.ts';
 import type { ApiDeps } from './context.ts';
+import { SchemaValidators } from './schema-validators.ts';
 
-const validators = new Map<string, Validator>();
-
-function validatorFor(def: ResourceDefinition): Validator {
-  const key = `${def.name}@${def.updatedAt}`;
-  let validate = validators.get(key);
-  if (!validate) {
-    validate = compileUserSchema(def.schema, `resource definition "${def.name}" schema`);
-    validators.set(key, validate);
-  }
-  return validate;
-}
+// One per process: entries are keyed by definition name and schema content, so servers
+// sharing it (tests, benchmarks) still each get the validator of the schema they read.
+export const schemaValidators = new SchemaValidators();
 
 // Returns the driver pipeline the resource names, if any.
 export async function validateResource(deps: ApiDeps, input: ResourceInput): Promise<DriverPipeline | undefined> {
@@ -42,7 +32,7 @@ export async function validateResource(deps: ApiDeps, input: ResourceInput): Pro
       throw new BadRequestError('Resource validation failed: spec.image is required: on Kubernetes the steps run in this image');
     }
   }
-  else assertValid(validatorFor(def), input.spec, 'spec', 'Resource validation failed: ');
+  else assertValid(schemaValidators.validatorFor(def), input.spec, 'spec', 'Resource validation failed: ');
   if (input.pipeline !== undefined) {
     const chain = await deps.store.getDriverPipeline(input.pipeline);
     if (!chain) throw new NotFoundError(`pipeline "${input.pipeline}" not found`);

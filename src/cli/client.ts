@@ -384,7 +384,11 @@ export function terminal(): Terminal {
   }
   return {
     style: createStyle(colorEnabled(process.stdout.isTTY, process.env)),
-    print: (text) => void process.stdout.write(`${text}\n`),
-    note: (text) => void process.stderr.write(`${text}\n`),
+    print: (text) => {
+      process.stdout.write(`${text}\n`);
+    },
+    note: (text) => {
+      process.stderr.write(`${text}\n`);
+    },
   };
 }

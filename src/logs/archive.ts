@@ -49,6 +49,17 @@ export interface LogPage {
   maxBytes: number;
 }
 
+// A page of a run's lines for the web page and scripts: after a seq, at most `limit`, and
+// optionally only one step's lines or lines whose message contains a text (any case).
+export interface LogRange {
+  runid: string;
+  after: number;
+  limit: number;
+  driver?: string;
+  step?: string;
+  contains?: string;
+}
+
 export class LogArchive {
   private readonly db: DatabaseSync;
   private readonly insert: StatementSync;
@@ -114,6 +125,27 @@ export class LogArchive {
     return newest;
   }
 
+  // Walks the (runid, seq) primary key from `after`, so a page costs the same anywhere in a
+  // million-line log; a filter only scans forward until the page is full.
+  range(r: LogRange): LogLine[] {
+    const where = ['runid = ?', 'seq > ?'];
+    const params: (string | number)[] = [r.runid, r.after];
+    if (r.driver) {
+      where.push('driver = ?');
+      params.push(r.driver);
+    }
+    if (r.step) {
+      where.push('step = ?');
+      params.push(r.step);
+    }
+    if (r.contains) {
+      where.push('instr(lower(message), ?) > 0');
+      params.push(r.contains.toLowerCase());
+    }
+    const sql = `SELECT * FROM log_lines WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
+    return (this.db.prepare(sql).all(...params, r.limit) as Row[]).map(lineFromRow);
+  }
+
   // One page of the lines matching `q`; the next page starts after the last seq returned.
   query(q: LogQuery, page: LogPage): LogLine[] {
     const where = ['runid = ?', 'seq > ?'];
@@ -140,5 +172,10 @@ export class LogArchive {
       yield lines;
       afterSeq = lines[lines.length - 1]!.seq;
     }
+  }
+
+  // Removes a run's lines (retention: the archive goes with its Run).
+  delete(runid: string): number {
+    return Number(this.db.prepare('DELETE FROM log_lines WHERE runid = ?').run(runid).changes);
   }
 }

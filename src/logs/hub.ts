@@ -296,6 +296,13 @@ export class LogHub {
 
   // The server is stopping: a last commit, then every follower of a log that has not ended
   // gets LogHubClosedError (the run goes on; it must not be told the run ended).
+  // Every committed line, one archive page in memory at a time (a driver bus re-seeding its
+  // deduplication after a restart).
+  *committed(runid: string): Generator<LogLine> {
+    this.flush();
+    for (const page of this.archive.pages({ runid })) yield* page;
+  }
+
   close(): void {
     this.flush();
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);

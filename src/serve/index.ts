@@ -4,10 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { createApp } from '../api/app.ts';
 import { attachLogSockets } from '../api/websocket.ts';
+import { answerClientErrors } from '../api/client-errors.ts';
 import type { Config } from '../config.ts';
 import type { Engine } from './engine.ts';
 import { localEngine } from './local.ts';
 import { lockDataDir } from './data-dir-lock.ts';
+import { guardProcess, superviseWith } from '../observability/background.ts';
 import { kubernetesSecurity, localSecurity, type Security } from './security.ts';
 import { driverBus } from './drivers.ts';
 
@@ -38,6 +40,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // ~70 MB of resident memory.
   const engine =
     config.mode === 'kubernetes' ? (await import('./kubernetes.ts')).kubernetesEngine(config, logger) : localEngine(config, logger);
+  superviseWith({ logger, counter: engine.metrics.backgroundErrors });
+  guardProcess();
   await engine.start();
   const security = localGuard ?? kubernetesSecurity(config, engine.auth, logger);
   const drivers = driverBus(config, engine, logger);
@@ -51,7 +55,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     store: engine.store,
     hub: engine.hub,
     archive: engine.archive,
-    runs: engine.runs,
+    runs: drivers ? { cancel: (runid: string) => drivers.cancel(runid, engine.runs) } : engine.runs,
     metrics: engine.metrics,
     logger,
     maxBodyBytes: config.maxBodyBytes,
@@ -64,6 +68,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const { app } = createApp(deps);
   const server = createServer(app.callback());
   const wss = attachLogSockets(server, deps);
+  answerClientErrors(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

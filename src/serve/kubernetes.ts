@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { KubernetesController } from '../controller/kubernetes/index.ts';
+import { makeStoreInformers } from '../controller/kubernetes/informers.ts';
 import { OrphanReleaser } from '../controller/kubernetes/log-finalizers.ts';
 import { COMMAND_RUNNER, ConflictError, NotFoundError, PIPELINE_TYPE, isTerminal, type RunRecord } from '../domain/index.ts';
 import { LogArchive, LogHub } from '../logs/index.ts';
@@ -35,11 +36,15 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
   const db = openDatabase(config.dataDir);
   const archive = new LogArchive(db);
   const local = new EmbeddedStore(db);
-  const store = new KubernetesStore({ kc, namespace, local });
+  // GETs are answered from these caches, never from the API server.
+  const caches = makeStoreInformers(kc, namespace, logger);
+  const store = new KubernetesStore({ kc, namespace, local, caches });
   const hub = new LogHub(
     archive,
     async (runid) => {
-      const obj = await store.runs.get(runid);
+      // Asked of the API server: a follower told "not ended" by a lagging cache would wait
+      // for an end that already happened.
+      const obj = await store.runs.fresh(runid);
       return obj === undefined || (isTerminal(obj.status?.phase ?? 'Pending') && obj.status?.logsArchived === true);
     },
     { onArchiveError: (err, retryInMs) => logger.error({ err, retryInMs }, 'log archive write failed; the lines are kept and retried') },
@@ -60,6 +65,7 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     logger,
     onLogConnect: () => metrics.logStreamsOpened.inc(),
     onRunFinished: (run) => metrics.observeRunFinished(run),
+    retention: { runsPerPipeline: config.retainRuns, maxAgeSeconds: config.retainSeconds, jobSeconds: config.retainJobSeconds },
     stopEscalationMs: config.stopEscalationMs,
   });
 
@@ -71,7 +77,8 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     logger,
     installation: config.installation,
     runAlive: async (runid) => {
-      const run = await store.runs.get(runid);
+      // From the API server, not the cache: this decides whether a pod's log may be dropped.
+      const run = await store.runs.fresh(runid);
       return run !== undefined && run.metadata.deletionTimestamp == null;
     },
   });
@@ -87,7 +94,7 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     for (;;) {
       if (isTerminal(now.phase) || Date.now() > deadline) return now;
       await new Promise((r) => setTimeout(r, 200));
-      const read = await store.getRun(runid).catch(() => undefined);
+      const read = await store.getRun(runid).catch(() => undefined); // handled: an outage while waiting keeps the stored cancel's answer
       if (read) now = read;
     }
   };
@@ -105,6 +112,10 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     details: { namespace, cluster: kc.getCurrentCluster()?.server, dataDir: config.dataDir, kubeQps: config.kubeQps, kubeBurst: config.kubeBurst },
     auth,
     async start() {
+      const informers = Object.values(caches);
+      for (const informer of informers) informer.start();
+      // The server answers once its caches hold what the API server has.
+      await Promise.all(informers.map((informer) => informer.waitForSync(120_000)));
       if (ownAccount === undefined) {
         ownAccount = await ownServiceAccount(kc, namespace).catch((err: unknown) => {
           logger.warn({ err }, 'could not tell which ServiceAccount this server runs as (SelfSubjectReview)');
@@ -117,6 +128,7 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     },
     async stop() {
       await controller.stop();
+      await Promise.all(Object.values(caches).map((informer) => informer.stop()));
       await orphans.stop();
       hub.close();
       await local.close();

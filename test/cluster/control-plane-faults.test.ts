@@ -7,6 +7,8 @@
 import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { ConveyorClient } from '../../src/cli/client.ts';
+import { scenarioToken } from './support/namespaces.ts';
+import { staticToken } from '../../src/cli/credentials.ts';
 import { collectFrames, pipeline, request, waitForRun } from '../support/http.ts';
 import { newDataDir, startServer, type TestServer } from '../support/server.ts';
 import { componentsReachable, freezeComponent, restartComponent } from './support/components.ts';
@@ -113,9 +115,10 @@ describe('kubernetes mode under control-plane faults', function () {
 
   async function start(dataDir = newDataDir()): Promise<TestServer> {
     const server = await startServer({
+      token: await scenarioToken(namespace),
       dataDir,
       args: ['--mode', 'kubernetes', '--namespace', namespace],
-      env: { KUBECONFIG: kubeconfigPath(), CONVEYOR_STOP_ESCALATION_SECONDS: '4' },
+      env: { KUBECONFIG: kubeconfigPath(), CONVEYOR_STOP_ESCALATION_SECONDS: '4', CONVEYOR_LOG_LEVEL: process.env.FAULT_LOG_LEVEL ?? 'info' },
     });
     servers.push(server);
     return server;
@@ -136,6 +139,9 @@ describe('kubernetes mode under control-plane faults', function () {
   }
 
   before(async function () {
+    // Another test may be restarting a component of the shared cluster just now.
+    const deadline = Date.now() + 60_000;
+    while (!componentsReachable() && Date.now() < deadline) await sleep(1000);
     if (!componentsReachable()) {
       // A cluster whose components this machine does not run (any KUBECONFIG) cannot be
       // disturbed from here: say so rather than pass.
@@ -146,6 +152,13 @@ describe('kubernetes mode under control-plane faults', function () {
     await installCrds(kc);
     namespace = await createTestNamespace(core, 'conveyor-cpf');
     recorder = new PodRecorder(kc, namespace);
+    await start();
+  });
+
+  afterEach(function () {
+    // What the server made of the fault, when a scenario failed.
+    if (this.currentTest?.state !== 'failed') return;
+    for (const s of servers) console.log(s.output.filter((l) => !l.includes('"level":20')).slice(-40).map((l) => `      ${l.slice(0, 600)}`).join('\n'));
   });
 
   after(async () => {
@@ -161,7 +174,7 @@ describe('kubernetes mode under control-plane faults', function () {
   });
 
   it('finishes a run across an API server restart mid-run: Succeeded, steps as the pod shows, every line once', async () => {
-    const server = await start();
+    const server = servers.at(-1)!;
     const res = await request(server.url, 'POST', '/resources', pipeline('apiserver-restart', [['count', countStep('line', 30)], ['after', 'echo tail-line']]));
     await linesArchived(server, res.body.runid, 3);
     await restartComponent('kube-apiserver', { downMs: 5000 });
@@ -177,7 +190,7 @@ describe('kubernetes mode under control-plane faults', function () {
   });
 
   it('finishes a run across a kubelet restart mid-run: Succeeded, steps as the pod shows, every line once', async () => {
-    const server = servers[0]!;
+    const server = servers.at(-1)!;
     const res = await request(server.url, 'POST', '/resources', pipeline('kubelet-restart', [['count', countStep('line', 25)], ['after', 'echo tail-line']]));
     await linesArchived(server, res.body.runid, 3);
     await restartComponent('kubelet', { downMs: 3000 });
@@ -190,7 +203,7 @@ describe('kubernetes mode under control-plane faults', function () {
   });
 
   it('refuses a cancel during an API-server outage with 503 and Retry-After; the CLI retries it and the run is Cancelled, no later step run', async () => {
-    const server = servers[0]!;
+    const server = servers.at(-1)!;
     const res = await request(server.url, 'POST', '/resources', pipeline('cancel-in-outage', [['count', countStep('line', 150)], ['never', 'echo SHOULD-NOT-RUN']]));
     const runid = res.body.runid as string;
     await linesArchived(server, runid, 3);
@@ -205,7 +218,7 @@ describe('kubernetes mode under control-plane faults', function () {
         expect(Number(refused.headers.get('retry-after'))).to.be.greaterThan(0);
         expect(refused.body.error).to.match(/Kubernetes API server/);
         // What `conveyor cancel` does: wait and try again until the server can act.
-        const client = new ConveyorClient(server.url, { unavailableRetries: 30, maxRetryDelayMs: 2000, onRetry: () => void retries++ });
+        const client = new ConveyorClient(server.url, { unavailableRetries: 30, maxRetryDelayMs: 2000, onRetry: () => void retries++ }, staticToken(server.token));
         retried = client.request('POST', `/runs/${runid}/cancel`);
         retried.catch(() => undefined);
       },
@@ -274,7 +287,7 @@ describe('kubernetes mode under control-plane faults', function () {
     const res = await request(server.url, 'POST', '/resources', pipeline('slow-kubelet', [['first', countStep('first', 15)], ['second', 'echo second-ran'], ['third', 'echo third-ran']]));
     const runid = res.body.runid as string;
     await linesArchived(server, runid, 3);
-    const thaw = await freezeComponent('kubelet');
+    const thaw = freezeComponent('kubelet');
     try {
       const cancel = await request(server.url, 'POST', `/runs/${runid}/cancel`);
       expect(cancel.status, JSON.stringify(cancel.body)).to.be.within(200, 299);
@@ -290,7 +303,7 @@ describe('kubernetes mode under control-plane faults', function () {
         deleted ||= recorder.of(runid)?.metadata?.deletionTimestamp !== undefined;
         await sleep(300);
       }
-      expect(deleted, 'the stop was escalated: the pod is being deleted').to.equal(true);
+      expect(deleted, `the stop was escalated: the pod is being deleted; run: ${JSON.stringify((await request(server.url, 'GET', `/runs/${runid}`)).body)}`).to.equal(true);
       const events = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Run,involvedObject.name=${runid}` });
       expect(events.items.map((e) => e.reason)).to.include('StopEscalated');
     } finally {

@@ -327,6 +327,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
 
           expect(run.version).to.equal(1);
           expect(run.driver).to.equal(kind === 'pipeline' ? COMMAND_RUNNER : 'none');
+          // A user-defined type's run has one step for the external driver that will serve it.
           expect(run.steps.map((s) => s.name)).to.deep.equal(kind === 'pipeline' ? ['build', 'test'] : [type]);
           const stored = await store.getRun(run.runid);
           expectSameRun(stored, run, 'getRun');

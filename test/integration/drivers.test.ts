@@ -260,4 +260,68 @@ describe('external drivers over NATS JetStream (local mode)', function () {
       [3, 'after'],
     ]);
   });
+
+  // A driver that logs a line, waits for the test's go, logs two more and succeeds.
+  async function gatedDriver(name: string, type: string) {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    expect((await call('POST', '/resource-definitions', { ...widgetDefinition, name: type })).status).to.equal(201);
+    const driver = await startWireDriver({
+      natsUrl: nats.url,
+      name,
+      subject: `resources.${type}`,
+      async handle({ log }) {
+        await log('first');
+        await gate;
+        await log('second');
+        await log('third');
+        return { success: true, message: 'done' };
+      },
+    });
+    drivers.push(driver);
+    const created = await call('POST', '/resources', { name: `${type}-1`, resource: type, spec: { size: 's' } });
+    const runid = created.body.runid as string;
+    await waitForRun(server.url, runid, ['Running']);
+    await until('the first line archived', async () => ((await call('GET', `/logs?runid=${runid}`)).body.length === 1 ? true : undefined));
+    return { runid, release, driver };
+  }
+
+  it('a Conveyor crash (SIGKILL) mid-run loses nothing and duplicates nothing', async () => {
+    const { runid, release } = await gatedDriver('crashproof', 'crashy');
+    await server.kill();
+    release();
+    await new Promise((r) => setTimeout(r, 300));
+    server = await serve(server.dataDir);
+    const run = await waitForRun(server.url, runid);
+    expect(run).to.include({ phase: 'Succeeded', message: 'done' });
+    const lines = (await call('GET', `/logs?runid=${runid}`)).body.map((l: any) => [l.seq, l.message]);
+    expect(lines).to.deep.equal([
+      [1, 'first'],
+      [2, 'second'],
+      [3, 'third'],
+    ]);
+  });
+
+  it('a NATS server restart mid-run loses no line or result', async () => {
+    const { runid, release } = await gatedDriver('survivor', 'sturdy');
+    await nats.restart();
+    release();
+    const run = await waitForRun(server.url, runid, undefined, 20_000);
+    expect(run).to.include({ phase: 'Succeeded', message: 'done' });
+    const lines = (await call('GET', `/logs?runid=${runid}`)).body.map((l: any) => l.message);
+    expect(lines).to.deep.equal(['first', 'second', 'third']);
+  });
+
+  it('cancels a running driver run; what its driver sends afterwards is dropped', async () => {
+    const { runid, release } = await gatedDriver('cancellable', 'stoppable');
+    const cancelled = await call('POST', `/runs/${runid}/cancel`);
+    expect(cancelled.status, JSON.stringify(cancelled.body)).to.equal(202);
+    const run = await waitForRun(server.url, runid);
+    expect(run).to.include({ phase: 'Cancelled', reason: 'Cancelled' });
+    release();
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await call('GET', `/runs/${runid}`)).body.phase).to.equal('Cancelled');
+    const lines = (await call('GET', `/logs?runid=${runid}`)).body.map((l: any) => l.message);
+    expect(lines).to.deep.equal(['first', 'Run cancelled']);
+  });
 });

@@ -240,6 +240,30 @@ describe('local mode: a token off loopback', function () {
       const viaEnv = await cli(['get', 'runs'], { CONVEYOR_TOKEN: token });
       expect(viaEnv.code, viaEnv.out).to.equal(0);
       expect(viaEnv.out).to.match(/with-token/);
+
+      // --kube: the kubeconfig context's credentials, an exec plugin's included (what cloud
+      // logins use): the plugin prints an ExecCredential with the token.
+      const plugin = join(dir, 'credential-plugin.sh');
+      writeFileSync(plugin, `#!/bin/sh\necho '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"${token}"}}'\n`, { mode: 0o700 });
+      const kubeconfig = (user: object) =>
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }],
+          users: [{ name: 'u', user }],
+          contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
+          'current-context': 'ctx',
+        });
+      writeFileSync(join(dir, 'exec.kubeconfig'), kubeconfig({ exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, interactiveMode: 'Never' } }));
+      writeFileSync(join(dir, 'static.kubeconfig'), kubeconfig({ token }));
+      writeFileSync(join(dir, 'cert.kubeconfig'), kubeconfig({ 'client-certificate-data': Buffer.from('x').toString('base64'), 'client-key-data': Buffer.from('y').toString('base64') }));
+      const viaExec = await cli(['--kube', 'get', 'runs'], { CONVEYOR_TOKEN: '', KUBECONFIG: join(dir, 'exec.kubeconfig') });
+      expect(viaExec.code, viaExec.out).to.equal(0);
+      expect(viaExec.out).to.match(/with-token/);
+      expect((await cli(['--kube', 'get', 'runs'], { CONVEYOR_TOKEN: '', KUBECONFIG: join(dir, 'static.kubeconfig') })).code).to.equal(0);
+      const viaCert = await cli(['--kube', 'get', 'runs'], { CONVEYOR_TOKEN: '', KUBECONFIG: join(dir, 'cert.kubeconfig') });
+      expect(viaCert.code).to.equal(1);
+      expect(viaCert.out).to.match(/has no bearer token \(a client certificate cannot be passed on\)/);
     });
   });
 });

@@ -39,8 +39,21 @@ export interface WireDriver {
   stop(): Promise<void>;
 }
 
+// A JetStream publish fails while the server restarts (no responders, timeouts): a driver
+// retries, as the NATS client's own reconnect does for core messages.
+async function retrying<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (i >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 export async function startWireDriver(o: WireDriverOptions): Promise<WireDriver> {
-  const nc: NatsConnection = await connect({ servers: o.natsUrl, name: o.name });
+  const nc: NatsConnection = await connect({ servers: o.natsUrl, name: o.name, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   const jsm = await jetstreamManager(nc);
   // Like upstream's manager: a consumer on `messages` named after the driver, filtered to its
   // subjects, explicit ack, one message in hand at a time.
@@ -70,20 +83,18 @@ export async function startWireDriver(o: WireDriverOptions): Promise<WireDriver>
     const log = async (message: string) => {
       const line = { runid: event.run_id, driver: o.name, pipeline: String(resource.pipeline ?? ''), timestamp: new Date().toISOString(), message };
       const data = JSON.stringify(line);
-      await js.publish(`logs.${event.run_id}`, data);
+      await retrying(() => js.publish(`logs.${event.run_id}`, data));
       nc.publish(`live.logs.${event.run_id}.${o.name}`, data);
     };
     const outcome = await o.handle({ event, resource, log });
     if (outcome === 'crash' || crashed) return; // dies with the event in hand, never acked
-    await js.publish(
-      'pipelines.driver.result',
-      JSON.stringify({
-        event: 'driver.result',
-        run_id: event.run_id,
-        resource,
-        driverresult: { success: outcome.success, message: outcome.message, data: outcome.data ?? null, driver: o.name },
-      }),
-    );
+    const result = JSON.stringify({
+      event: 'driver.result',
+      run_id: event.run_id,
+      resource,
+      driverresult: { success: outcome.success, message: outcome.message, data: outcome.data ?? null, driver: o.name },
+    });
+    await retrying(() => js.publish('pipelines.driver.result', result));
     m.ack();
   };
   const loop = (async () => {

@@ -12,7 +12,9 @@ interface HttpishError extends Error {
   expose?: boolean;
 }
 
-function describe(err: HttpishError, maxBodyBytes: number): { status: number; error: string } {
+// The status and message an error is answered with; the metrics middleware, which sees the
+// error before this one answers it, labels the request with the same status.
+export function describe(err: HttpishError, maxBodyBytes: number): { status: number; error: string } {
   if (err instanceof ConveyorError) return { status: err.status, error: err.message };
   if (err.type === 'entity.too.large') return { status: 413, error: `request body is larger than the limit of ${maxBodyBytes} bytes` };
   if (err.type === 'entity.parse.failed' || (err.status === 400 && /JSON|json|Unexpected/.test(err.message))) {

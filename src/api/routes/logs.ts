@@ -17,6 +17,8 @@ import type { ApiDeps } from '../context.ts';
 import { requires } from '../auth/access.ts';
 import { onRunLogs } from '../auth/route-access.ts';
 import { logStreamRequest } from '../log-stream-request.ts';
+import { background } from '../../observability/background.ts';
+import { isRangedLogRead, readLogRange } from '../log-range.ts';
 
 const postedLine = compileBuiltIn({
   type: 'object',
@@ -83,6 +85,7 @@ export function logRoutes(deps: ApiDeps): Router {
     const runid = queryString(ctx.query.runid);
     if (!runid) throw new BadRequestError('runid is required (GET /logs?runid=<run id>)');
     if (!isUuid(runid)) throw new BadRequestError(`runid "${runid}" is not a run id (a UUID)`);
+    if (isRangedLogRead(ctx.query)) return readLogRange(deps, ctx, runid);
     const pages = deps.archive.pages({ runid, driver: queryString(ctx.query.driver), pipeline: queryString(ctx.query.pipeline) });
     // One JSON array, written a page at a time as the client reads: a log of any size is
     // served without holding it in memory.
@@ -119,7 +122,7 @@ export function logRoutes(deps: ApiDeps): Router {
     ctx.body = out;
     ctx.res.once('close', () => abort.abort());
     const heartbeat = setInterval(() => out.write(': heartbeat\n\n'), deps.heartbeatMs);
-    void (async () => {
+    background('sse-log-stream', async () => {
       try {
         for await (const batch of deps.hub.follow(request.run.runid, { after: request.after, driver: request.driver, signal: abort.signal })) {
           let chunk = '';
@@ -136,7 +139,7 @@ export function logRoutes(deps: ApiDeps): Router {
         clearInterval(heartbeat);
         out.end();
       }
-    })();
+    });
   };
 
   router.get('/logs/streams/:driver/:runid', requires(deps.auth, onRunLogs('get')), sse(true));

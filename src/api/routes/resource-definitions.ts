@@ -1,6 +1,7 @@
 import Router from '@koa/router';
-import { ConflictError, NotFoundError, PIPELINE_TYPE, acceptsBuiltInPipelines, compileUserSchema, parseDefinitionInput, type ResourceDefinition } from '../../domain/index.ts';
+import { ConflictError, NotFoundError, PIPELINE_TYPE, acceptsBuiltInPipelines, parseDefinitionInput, type ResourceDefinition } from '../../domain/index.ts';
 import type { ApiDeps } from '../context.ts';
+import { schemaValidators } from '../resource-runs.ts';
 import { requires } from '../auth/access.ts';
 import { onDefinitions } from '../auth/route-access.ts';
 
@@ -10,8 +11,15 @@ function present(def: ResourceDefinition) {
 
 function parse(body: unknown, pathName?: string) {
   const input = parseDefinitionInput(body, pathName);
-  const validate = compileUserSchema(input.schema);
+  const validate = schemaValidators.check(input.schema);
   return { input, validate };
+}
+
+// A definition written or deleted lets go of its old validator; the next resource of its
+// type compiles the schema it has now.
+function written<T extends { name: string }>(def: T): T {
+  schemaValidators.forget(def.name);
+  return def;
 }
 
 export function resourceDefinitionRoutes(deps: ApiDeps): Router {
@@ -22,7 +30,7 @@ export function resourceDefinitionRoutes(deps: ApiDeps): Router {
   });
 
   router.post('/resource-definitions', requires(deps.auth, onDefinitions('create')), async (ctx) => {
-    const def = await deps.store.createDefinition(parse(ctx.request.body).input);
+    const def = written(await deps.store.createDefinition(parse(ctx.request.body).input));
     ctx.status = 201;
     ctx.body = present(def);
   });
@@ -39,7 +47,7 @@ export function resourceDefinitionRoutes(deps: ApiDeps): Router {
       ctx.body = present((await deps.store.getDefinition(PIPELINE_TYPE))!);
       return;
     }
-    const { definition } = await deps.store.applyDefinition(input);
+    const definition = written((await deps.store.applyDefinition(input)).definition);
     ctx.status = 201;
     ctx.body = present(definition);
   });
@@ -51,11 +59,12 @@ export function resourceDefinitionRoutes(deps: ApiDeps): Router {
   });
 
   router.put('/resource-definitions/:name', requires(deps.auth, onDefinitions('update')), async (ctx) => {
-    ctx.body = present(await deps.store.replaceDefinition(parse(ctx.request.body, ctx.params.name).input));
+    ctx.body = present(written(await deps.store.replaceDefinition(parse(ctx.request.body, ctx.params.name).input)));
   });
 
   router.delete('/resource-definitions/:name', requires(deps.auth, onDefinitions('delete')), async (ctx) => {
     await deps.store.deleteDefinition(ctx.params.name!);
+    schemaValidators.forget(ctx.params.name!);
     ctx.status = 204;
   });
 

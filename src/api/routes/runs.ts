@@ -3,6 +3,8 @@ import { BadRequestError, NotFoundError, toPublicRun } from '../../domain/index.
 import type { ApiDeps } from '../context.ts';
 import { requires } from '../auth/access.ts';
 import { onRuns } from '../auth/route-access.ts';
+import { watchRuns } from '../run-watch.ts';
+import { phaseParam } from '../run-phase-param.ts';
 
 const MAX_PAGE = 500;
 
@@ -27,9 +29,16 @@ export function runRoutes(deps: ApiDeps): Router {
 
   router.get('/runs', requires(deps.auth, onRuns('list')), async (ctx) => {
     const { resource, name } = ctx.query;
+    if (ctx.query.watch === 'true') {
+      return watchRuns(deps, ctx, {
+        resource: typeof resource === 'string' && resource ? resource : undefined,
+        name: typeof name === 'string' && name ? name : undefined,
+      });
+    }
     const page = await deps.store.listRuns({
       resource: typeof resource === 'string' && resource ? resource : undefined,
       name: typeof name === 'string' && name ? name : undefined,
+      phase: phaseParam(ctx.query.phase),
       limit: limitParam(ctx.query.limit),
       continue: continueParam(ctx.query.continue),
     });

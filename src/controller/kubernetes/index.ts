@@ -3,7 +3,7 @@
 // reconcile.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Labels, jobNameFor } from '../../drivers/command-runner/kubernetes/index.ts';
+import { Labels, jobNameFor } from '../../kube/names.ts';
 import { ConflictError, asUnavailable, type RunRecord } from '../../domain/index.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
 import type { KubernetesStore } from '../../store/kubernetes/index.ts';
@@ -13,6 +13,7 @@ import { WorkQueue } from '../queue.ts';
 import { EventRecorder } from './events.ts';
 import { makeInformers, type Informers } from './informers.ts';
 import { PipelineReconciler } from './pipeline-reconciler.ts';
+import { RetentionController, type RetentionPolicy } from './retention.ts';
 import { RunReconciler } from './run-reconciler.ts';
 
 export interface KubernetesControllerOptions {
@@ -28,6 +29,9 @@ export interface KubernetesControllerOptions {
   leaseName?: string;
   onLogConnect?: () => void;
   onRunFinished?: (run: RunRecord) => void;
+  // Finished runs kept (see retention.ts); absent: kept forever.
+  retention?: RetentionPolicy;
+  retentionIntervalMs?: number;
   // The server's own ServiceAccount (known once started): no run may use it.
   ownServiceAccount?: () => string | undefined;
   stopEscalationMs?: number;
@@ -77,7 +81,7 @@ export class KubernetesController {
   // and log collectors in one process would reconcile twice and archive lines twice.
   private leadAfterPreviousTerm(signal: AbortSignal): Promise<void> {
     const term = this.previousTerm.then(() => (signal.aborted ? undefined : this.lead(signal)));
-    this.previousTerm = term.catch(() => undefined);
+    this.previousTerm = term.catch(() => undefined); // handled: the elector reports the term's error; this chain only orders terms
     return term;
   }
 
@@ -152,6 +156,20 @@ export class KubernetesController {
       return;
     }
     logger.info('controller caches synced; reconciling');
+    const retention = this.o.retention
+      ? new RetentionController({
+          kc,
+          namespace,
+          runs: informers.runs,
+          jobs: informers.jobs,
+          store: this.o.store,
+          archive: this.o.archive,
+          policy: this.o.retention,
+          logger,
+          intervalMs: this.o.retentionIntervalMs,
+        })
+      : undefined;
+    retention?.start();
 
     const resyncMs = this.o.resyncMs ?? 5 * 60_000;
     const stopRunResync = runQueue.resync(() => informers.runs.list(namespace).map(name), resyncMs);
@@ -162,6 +180,7 @@ export class KubernetesController {
       pipelineQueue.run((key) => pipelineReconciler.reconcile(key), { workers: 2 }),
     ]);
     await untilAborted(signal);
+    await retention?.stop();
     stopRunResync();
     stopPipelineResync();
     runReconciler.shutdown();

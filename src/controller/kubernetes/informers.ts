@@ -2,8 +2,8 @@
 // observes, all in the controller's namespace.
 import { BatchV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { CustomResources, GROUP, Labels, MANAGED_BY, VERSION } from '../../drivers/command-runner/kubernetes/index.ts';
-import type { PipelineObject, RunObject } from '../../store/kubernetes/mapping.ts';
+import { CustomResources, GROUP, Labels, MANAGED_BY, VERSION } from '../../kube/names.ts';
+import type { DefinitionObject, GenericResourceObject, PipelineObject, RunObject } from '../../store/kubernetes/mapping.ts';
 import { ResilientInformer } from '../informer.ts';
 import { asUnavailable } from '../../domain/index.ts';
 
@@ -51,5 +51,32 @@ export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger)
       list: () => core.listNamespacedPod({ namespace, labelSelector: managed }),
       onError: onError('pods'),
     }),
+  };
+}
+
+// The store's read caches (all four kinds of Conveyor object), independent of leadership:
+// every server answers GETs from them, leader or not.
+export interface StoreInformers {
+  runs: ResilientInformer<RunObject>;
+  pipelines: ResilientInformer<PipelineObject>;
+  resources: ResilientInformer<GenericResourceObject>;
+  definitions: ResilientInformer<DefinitionObject>;
+}
+
+export function makeStoreInformers(kc: KubeConfig, namespace: string, logger: Logger): StoreInformers {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const informer = <T extends RunObject | PipelineObject | GenericResourceObject | DefinitionObject>(plural: string) =>
+    new ResilientInformer<T>({
+      kubeConfig: kc,
+      name: `store-${plural}`,
+      path: `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${plural}`,
+      list: () => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural }) as Promise<KubernetesListObject<T>>,
+      onError: (err, restartInMs) => logger.warn({ err, informer: `store-${plural}`, restartInMs }, 'informer failed; restarting'),
+    });
+  return {
+    runs: informer<RunObject>(CustomResources.Run.plural),
+    pipelines: informer<PipelineObject>(CustomResources.Pipeline.plural),
+    resources: informer<GenericResourceObject>(CustomResources.Resource.plural),
+    definitions: informer<DefinitionObject>(CustomResources.ResourceDefinition.plural),
   };
 }

@@ -3,20 +3,11 @@
 // and every line is archived, ends its log and lets the pod go. Level-based: it acts on
 // what it observes now, so running it twice, or after a restart, changes nothing.
 import { BatchV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Job, type V1Pod } from '@kubernetes/client-node';
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { COMMAND_RUNNER, Reasons, RunStopMessages, isTerminal, skipUnstarted, type RunRecord } from '../../domain/index.ts';
-import {
-  API_VERSION,
-  CustomResources,
-  LOGS_FINALIZER,
-  Labels,
-  buildJob,
-  jobNameFor,
-  TERMINATION_GRACE_SECONDS,
-  jobTimedOut,
-  noFurtherStep,
-  runOutcome,
-} from '../../drivers/command-runner/kubernetes/index.ts';
+import { TERMINATION_GRACE_SECONDS, buildJob, jobTimedOut, noFurtherStep, runOutcome } from '../../drivers/command-runner/kubernetes/index.ts';
+import { API_VERSION, CustomResources, LOGS_FINALIZER, Labels, jobNameFor } from '../../kube/names.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
 import { RunLogCollector, attemptsInArchive, eventStamp } from '../../logs/sources/run-log-collector.ts';
 import { isStatus } from '../../store/kubernetes/custom-objects.ts';
@@ -67,6 +58,13 @@ export const STOP_ESCALATION_MS = 15_000;
 // While a stop is not confirmed by the pod, the run is looked at again this often even
 // without an event (a kubelet that is cut off sends none).
 const STOP_POLL_MS = 2_000;
+
+// Whether two records say the same, whatever the order of their keys (the API server hands
+// objects back with keys sorted) and whether an absent field is undefined or missing. A
+// write of an unchanged status makes no event, so "changed" must mean changed.
+function sameRecord(a: RunRecord, b: RunRecord): boolean {
+  return isDeepStrictEqual(JSON.parse(JSON.stringify(a)), JSON.parse(JSON.stringify(b)));
+}
 
 function podOver(pod: V1Pod): boolean {
   return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
@@ -170,9 +168,9 @@ export class RunReconciler {
     if (cancel && !pod && !isTerminal(next.phase) && job?.spec?.suspend && (await this.livePodCount(runid)) === 0) {
       next = { ...next, phase: 'Cancelled', reason: Reasons.Cancelled, message: 'cancelled before it started', finishedAt: new Date().toISOString(), steps: skipUnstarted(next.steps) };
     }
-    if (JSON.stringify(next) !== JSON.stringify(run)) {
+    if (!sameRecord(next, run)) {
       await this.save(obj, run, next);
-      return; // the write's event brings the next reconcile, on the object as written
+      return result; // the write's event brings the next reconcile, on the object as written
     }
     if (!isTerminal(next.phase)) return result;
     const collection = this.collections.get(runid);

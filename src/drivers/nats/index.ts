@@ -11,14 +11,16 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { jetstream, type ConsumerInfo, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { BadRequestError, Reasons, isTerminal, skipUnstarted, type DriverResult, type Resource, type RunRecord, type StepStatus } from '../../domain/index.ts';
-import type { DriverBus, DriverInfo } from '../../api/context.ts';
+import type { DriverBus, DriverInfo, RunControl } from '../../api/context.ts';
 import type { LogHub } from '../../logs/index.ts';
 import type { Store } from '../../store/index.ts';
+import { background, reportBackgroundError } from '../../observability/background.ts';
 import { Consumers, connectNats, ensureTopology, type NatsAuth } from './connection.ts';
 import { LineDeduper } from './line-deduper.ts';
 import {
   Streams,
   Subjects,
+  currentLineKey,
   parseDriverLog,
   parseDriverResult,
   parseLegacyLog,
@@ -107,11 +109,18 @@ export class NatsDriverBus implements DriverBus {
     this.jsm = await ensureTopology(this.nc);
     this.js = jetstream(this.nc);
     const { logger } = this.o;
-    void (async () => {
+    background('nats-status', async () => {
       for await (const s of this.nc!.status()) logger.info({ nats: s.type }, 'NATS connection status');
-    })().catch(() => undefined);
+    });
 
-    for (const run of await this.o.store.runsInPhase('Pending', 'Running')) if (isDriverRun(run)) this.active.set(run.runid, run);
+    for (const run of await this.o.store.runsInPhase('Pending', 'Running')) {
+      if (!isDriverRun(run)) continue;
+      this.active.set(run.runid, run);
+      // JetStream redelivers lines this server archived but had not acked when it stopped.
+      for (const line of this.o.hub.committed(run.runid)) {
+        if (line.stream !== 'system') this.deduper.seed(run.runid, line.driver, currentLineKey(line.ts, line.message));
+      }
+    }
     this.unsubscribe = this.o.store.onRunChange((run) => {
       if (!isDriverRun(run)) return;
       if (isTerminal(run.phase)) this.active.delete(run.runid);
@@ -140,9 +149,9 @@ export class NatsDriverBus implements DriverBus {
   private async consume(stream: string, name: string, handle: (m: JsMsg) => void): Promise<ConsumerMessages> {
     const consumer = await this.js!.consumers.get(stream, name);
     const messages = await consumer.consume({ max_messages: 256 });
-    void (async () => {
+    background(`jetstream-consumer-${stream}`, async () => {
       for await (const m of messages) handle(m);
-    })().catch((err: unknown) => this.o.logger.error({ err, stream }, 'JetStream consumer stopped'));
+    });
     return messages;
   }
 
@@ -179,9 +188,7 @@ export class NatsDriverBus implements DriverBus {
   private schedulePoll(): void {
     if (this.stopped) return;
     this.pollTimer = setTimeout(() => {
-      void this.poll()
-        .catch((err: unknown) => this.o.logger.warn({ err }, 'reading driver consumers failed'))
-        .finally(() => this.schedulePoll());
+      background('driver-consumer-poll', this.poll().finally(() => this.schedulePoll()));
     }, this.o.pollMs);
   }
 
@@ -375,7 +382,7 @@ export class NatsDriverBus implements DriverBus {
     }
   }
 
-  private async finish(runid: string, phase: 'Succeeded' | 'Failed', reason: string, message: string, lastLine: string | null): Promise<void> {
+  private async finish(runid: string, phase: 'Succeeded' | 'Failed' | 'Cancelled', reason: string, message: string, lastLine: string | null): Promise<void> {
     const run = await this.o.store.getRun(runid);
     if (!run || isTerminal(run.phase)) return;
     if (lastLine && !this.o.hub.hasEnded(runid)) {
@@ -390,6 +397,15 @@ export class NatsDriverBus implements DriverBus {
   }
 
   // ---- API ----
+
+  // Upstream's wire has no cancel event: the run ends Cancelled here, and what its driver
+  // still sends for it (lines, a result) is dropped.
+  async cancel(runid: string, otherwise: RunControl): Promise<RunRecord> {
+    const run = await this.o.store.getRun(runid);
+    if (!run || !isDriverRun(run) || isTerminal(run.phase)) return otherwise.cancel(runid);
+    await this.finish(runid, 'Cancelled', Reasons.Cancelled, 'cancelled; its driver was not told (the driver wire has no cancel)', 'Run cancelled');
+    return (await this.o.store.getRun(runid))!;
+  }
 
   async listDrivers(): Promise<DriverInfo[]> {
     const list: DriverInfo[] = [];
@@ -424,8 +440,8 @@ export class NatsDriverBus implements DriverBus {
     if (this.pollTimer) clearTimeout(this.pollTimer);
     this.unsubscribe?.();
     for (const loop of this.loops) loop.stop();
-    await this.chain.catch(() => undefined);
+    await this.chain.catch((err: unknown) => reportBackgroundError('nats-chain', err));
     this.o.hub.flush();
-    await this.nc?.drain().catch(() => undefined);
+    await this.nc?.drain().catch((err: unknown) => reportBackgroundError('nats-drain', err));
   }
 }

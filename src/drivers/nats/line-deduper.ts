@@ -7,7 +7,7 @@ export class LineDeduper {
   // run id -> driver + key -> [archived, seen per route]
   private readonly runs = new Map<string, Map<string, { archived: number; seen: Map<string, number> }>>();
 
-  accept(route: string, runid: string, driver: string, key: string): boolean {
+  private counts(runid: string, driver: string, key: string): { archived: number; seen: Map<string, number> } {
     let keys = this.runs.get(runid);
     if (!keys) {
       keys = new Map();
@@ -19,6 +19,17 @@ export class LineDeduper {
       counts = { archived: 0, seen: new Map() };
       keys.set(k, counts);
     }
+    return counts;
+  }
+
+  // A line already archived before this process started: a redelivered copy of it is
+  // dropped like any second copy.
+  seed(runid: string, driver: string, key: string): void {
+    this.counts(runid, driver, key).archived++;
+  }
+
+  accept(route: string, runid: string, driver: string, key: string): boolean {
+    const counts = this.counts(runid, driver, key);
     const nth = (counts.seen.get(route) ?? 0) + 1;
     counts.seen.set(route, nth);
     if (nth <= counts.archived) return false;

@@ -87,14 +87,21 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+export function currentLineKey(ts: string, message: string): string {
+  return `${ts}\u0000${message}`;
+}
+
 // Current generation: `{runid, driver, pipeline, timestamp, message}` on `logs.<runid>` and
 // `live.logs.<runid>.<driver>`. Both copies carry the same fields, which make the key.
 export function parseDriverLog(data: unknown, now = systemNanos): DriverLine | undefined {
   if (!isObject(data)) return undefined;
   const { runid, driver, timestamp, message } = data;
   if (typeof runid !== 'string' || typeof driver !== 'string' || typeof message !== 'string') return undefined;
-  const stamp = typeof timestamp === 'string' || typeof timestamp === 'number' ? String(timestamp) : '';
-  return { runid, driver, message, ts: nanosFrom(timestamp, now), key: `${stamp}\u0000${message}` };
+  const ts = nanosFrom(timestamp, now);
+  const stamped = typeof timestamp === 'string' || typeof timestamp === 'number';
+  // Keyed by the time as archived, so that the archive itself tells, after a restart, which
+  // lines are in (see currentLineKey); a line without a time is told by its message alone.
+  return { runid, driver, message, ts, key: stamped ? currentLineKey(ts, message) : message };
 }
 
 // Older generation over NATS: subject `driver:<driver>:logs:<runid>`, payload

@@ -166,6 +166,7 @@ export class RunLogCollector {
         container: name,
         filter: new ResumeFilter(done.lastOutput),
         isTerminated: () => this.terminatedSoon(index),
+        isPodGone: () => this.options.pod() === undefined,
         onLine: (line) => this.append(name, 'stdout', line.message, line.ts),
         signal,
         onBreak: (err) => this.options.onBreak?.(err, name),

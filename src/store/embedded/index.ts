@@ -1,6 +1,7 @@
 // The embedded store of local mode, on node:sqlite. Every method is synchronous underneath,
 // so a read-modify-write inside one call cannot interleave with another request.
 import { EventEmitter } from 'node:events';
+import { isDeepStrictEqual } from 'node:util';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { v4 as uuidv4 } from 'uuid';
 import {
@@ -23,6 +24,7 @@ import {
 } from '../../domain/index.ts';
 import type { RunFilter, RunListener, RunPage, RunRecord, Store } from '../index.ts';
 import { transaction } from './database.ts';
+import { background } from '../../observability/background.ts';
 
 type Row = Record<string, string | number | null>;
 
@@ -52,11 +54,7 @@ function resourceFromRow(row: Row, createdAt = String(row.created_at), updatedAt
   return resource;
 }
 
-// A run's spec is parsed only when something reads it: the API's run views leave it out, so
-// GET /runs/{id} and GET /runs pay for parsing only the steps they answer with.
 function runFromRow(row: Row): RunRecord {
-  const specText = String(row.spec);
-  let spec: JsonObject | undefined;
   return {
     runid: String(row.runid),
     resource: String(row.resource),
@@ -70,12 +68,8 @@ function runFromRow(row: Row): RunRecord {
     startedAt: row.started_at as string | null,
     finishedAt: row.finished_at as string | null,
     steps: JSON.parse(String(row.steps)),
-    get spec(): JsonObject {
-      return (spec ??= JSON.parse(specText) as JsonObject);
-    },
-    set spec(value: JsonObject) {
-      spec = value;
-    },
+    // Parsed eagerly: a lazy accessor (tried) costs more per row than parsing a small spec.
+    spec: JSON.parse(String(row.spec)) as JsonObject,
     pipeline: row.pipeline as string | null,
     requestedBy: (row.requested_by as string | null | undefined) ?? null,
   };
@@ -206,9 +200,18 @@ export class EmbeddedStore implements Store {
 
   async replaceResource(input: ResourceInput, makeRun: (version: number) => RunRecord): Promise<{ resource: Resource; run: RunRecord }> {
     const stamp = now();
+    let unchanged: RunRecord | undefined;
     const run = transaction(this.db, () => {
-      const row = this.sql('SELECT version FROM resources WHERE type = ? AND name = ?').get(input.resource, input.name) as Row | undefined;
+      const row = this.sql('SELECT version, spec, pipeline FROM resources WHERE type = ? AND name = ?').get(input.resource, input.name) as Row | undefined;
       if (!row) throw new NotFoundError(`resource ${input.resource}/${input.name} not found`);
+      // PUT is idempotent, as Kubernetes keeps the generation of an unchanged spec: the same
+      // spec again is the current version, and its run, in both modes.
+      if (isDeepStrictEqual(JSON.parse(String(row.spec)), input.spec) && (row.pipeline ?? undefined) === input.pipeline) {
+        const last = this.db
+          .prepare('SELECT runid FROM runs WHERE resource = ? AND name = ? AND version = ? ORDER BY created_at DESC LIMIT 1')
+          .get(input.resource, input.name, Number(row.version)) as Row | undefined;
+        if (last) return (unchanged = { runid: String(last.runid) } as RunRecord);
+      }
       const version = Number(row.version) + 1;
       const spec = JSON.stringify(input.spec);
       this.sql('UPDATE resources SET version = ?, pipeline = ?, spec = ?, updated_at = ? WHERE type = ? AND name = ?')
@@ -219,8 +222,10 @@ export class EmbeddedStore implements Store {
       this.insertRun(next);
       return next;
     });
+    const resource = (await this.getResource(input.resource, input.name))!;
+    if (unchanged) return { resource, run: (await this.getRun(unchanged.runid))! };
     this.emitRun(run);
-    return { resource: (await this.getResource(input.resource, input.name))!, run };
+    return { resource, run };
   }
 
   async getResource(type: string, name: string, version?: number): Promise<Resource | undefined> {
@@ -273,6 +278,10 @@ export class EmbeddedStore implements Store {
       where.push('name = ?');
       params.push(filter.name);
     }
+    if (filter.phase) {
+      where.push('phase = ?');
+      params.push(filter.phase);
+    }
     if (filter.continue) {
       if (!/^\d+$/.test(filter.continue)) throw new BadRequestError(`continue "${filter.continue}" is not a token this server issued`);
       where.push('ord < ?');
@@ -324,7 +333,8 @@ export class EmbeddedStore implements Store {
   // Listeners get the record as written, after the writer's call returns (as before, when
   // each listener read it back: one read per listener per write, now none).
   onRunChange(listener: RunListener): () => void {
-    const handler = (run: RunRecord) => queueMicrotask(() => listener(run));
+    // A listener that throws is reported, not an uncaught exception in a microtask.
+    const handler = (run: RunRecord) => queueMicrotask(() => background('run-change-listener', () => listener(run)));
     this.events.on('run', handler);
     return () => this.events.off('run', handler);
   }

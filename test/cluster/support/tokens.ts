@@ -59,5 +59,5 @@ function ignoreExists(err: unknown): void {
 // What the integration scenarios do over HTTP: everything on Conveyor's resources, and
 // create pods (the bar for naming a ServiceAccount).
 export const SCENARIO_RULES: k8s.V1PolicyRule[] = [
-  { apiGroups: ['conveyor.ci'], resources: ['pipelines', 'resources', 'resourcedefinitions', 'runs', 'runs/log', 'driverpipelines', 'drivermessages'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+  { apiGroups: ['conveyor.ci'], resources: ['pipelines', 'resources', 'resourcedefinitions', 'runs', 'runs/log', 'driverpipelines', 'drivermessages', 'drivers'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
 ];
