@@ -18,6 +18,7 @@ import type { Store } from '../../../store/index.ts';
 import { runStepProcess } from './step-process.ts';
 import type { Containment, RunProcesses } from './containment.ts';
 import { stepEnvironment } from './step-environment.ts';
+import { reportBackgroundError } from '../../../observability/background.ts';
 import { DEFAULT_MAX_LINE_BYTES } from '../../../logs/line-splitter.ts';
 
 export { openContainment, type Containment } from './containment.ts';
@@ -145,7 +146,7 @@ export class LocalCommandRunner {
       const now = new Date().toISOString();
       await this.store
         .updateRun(run.runid, (r) => ({ ...r, steps: r.steps.map((s) => (s.phase === 'Running' ? { ...s, phase: 'Failed', finishedAt: now } : s)) }))
-        .catch(() => undefined);
+        .catch((err: unknown) => reportBackgroundError('local-runner.fail-steps', err));
       return this.finish(run.runid, 'Failed', Reasons.StartFailed, (err as Error).message, workspace, processes);
     }
 

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { constants } from 'node:os';
 import { LineSplitter } from '../../../logs/line-splitter.ts';
 import type { StepProcesses } from './containment.ts';
+import { background } from '../../../observability/background.ts';
 
 export interface StepProcessOptions {
   command: string;
@@ -73,7 +74,7 @@ export async function runStepProcess(options: StepProcessOptions): Promise<StepO
   const onAbort = () => {
     aborted = true;
     options.processes.terminate();
-    killTimer = setTimeout(() => void options.processes.kill(), options.killGraceMs(options.signal.reason));
+    killTimer = setTimeout(() => background('step-process.kill', options.processes.kill()), options.killGraceMs(options.signal.reason));
   };
   if (options.signal.aborted) onAbort();
   else options.signal.addEventListener('abort', onAbort, { once: true });
