@@ -7,6 +7,7 @@
 import type { LogEntry, LogLine } from '../domain/index.ts';
 import { nowNanos } from '../domain/index.ts';
 import type { LogArchive } from './archive.ts';
+import { reportBackgroundError } from '../observability/background.ts';
 
 export type NewLogEntry = Omit<LogEntry, 'ts'> & { ts?: string };
 
@@ -91,7 +92,8 @@ export class LogHub {
     this.windowBytes = options.windowBytes ?? 64 * 1024 * 1024;
     this.readBytes = options.readBytes ?? 4 * 1024 * 1024;
     this.maxChunkBytes = options.archiveChunkBytes ?? 32 * 1024 * 1024;
-    this.onArchiveError = options.onArchiveError ?? (() => undefined);
+    // Logged and counted (conveyor_background_errors_total{task="log-archive.write"}).
+    this.onArchiveError = options.onArchiveError ?? ((err) => reportBackgroundError('log-archive.write', err));
   }
 
   get followerCount(): number {
