@@ -25,6 +25,9 @@ export { openContainment, type Containment } from './containment.ts';
 export { stepEnvironment } from './step-environment.ts';
 
 const SHUTDOWN_KILL_GRACE_MS = 1_000;
+// Uncommitted output beyond which steps' output is no longer read until the archive catches
+// up (it only falls behind when it fails; a healthy flush empties the backlog every tick).
+const MAX_BACKLOG_BYTES = 32 * 1024 * 1024;
 
 export interface LocalRunnerOptions {
   store: Store;
@@ -115,6 +118,7 @@ export class LocalCommandRunner {
           // A server shutting down has already given the run its grace period.
           killGraceMs: (reason) => (reason === Reasons.Interrupted ? Math.min(SHUTDOWN_KILL_GRACE_MS, this.killGraceMs) : this.killGraceMs),
           maxLineBytes: this.maxLineBytes,
+          backpressure: () => (this.hub.backlogBytes > MAX_BACKLOG_BYTES ? this.hub.committedSoon() : undefined),
           onLine: (stream, line) => this.log(run, step.name, stream, line),
         });
         const finishedAt = new Date().toISOString();
