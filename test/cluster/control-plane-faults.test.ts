@@ -118,7 +118,7 @@ describe('kubernetes mode under control-plane faults', function () {
       token: await scenarioToken(namespace),
       dataDir,
       args: ['--mode', 'kubernetes', '--namespace', namespace],
-      env: { KUBECONFIG: kubeconfigPath(), CONVEYOR_STOP_ESCALATION_SECONDS: '4', CONVEYOR_LOG_LEVEL: process.env.FAULT_LOG_LEVEL ?? 'info' },
+      env: { KUBECONFIG: kubeconfigPath(), CONVEYOR_STOP_ESCALATION_SECONDS: '4', CONVEYOR_LOG_LEVEL: process.env.CONVEYOR_FAULT_LOG_LEVEL ?? 'info' },
     });
     servers.push(server);
     return server;
