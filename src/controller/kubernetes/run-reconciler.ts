@@ -280,7 +280,8 @@ export class RunReconciler {
       const now = (this.o.now ?? Date.now)();
       const since = this.stopsSince.get(runid) ?? now;
       this.stopsSince.set(runid, since);
-      const escalateAfter = this.o.stopEscalationMs ?? STOP_ESCALATION_MS;
+      // A pod no node has taken has no kubelet to stop it, and no log to keep: it goes now.
+      const escalateAfter = pod.spec?.nodeName ? (this.o.stopEscalationMs ?? STOP_ESCALATION_MS) : 0;
       if (now - since < escalateAfter) return { requeueAfter: Math.min(STOP_POLL_MS, escalateAfter - (now - since)) };
       if (!pod.metadata?.deletionTimestamp) {
         this.o.logger.warn({ runid, pod: pod.metadata?.name, waitedMs: now - since }, 'the kubelet has not stopped the run pod; deleting it');
