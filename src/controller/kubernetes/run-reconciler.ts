@@ -105,6 +105,7 @@ export class RunReconciler {
     const obj = this.o.informers.runs.get(runid, this.o.namespace);
     if (!obj) {
       this.stopCollection(runid);
+      this.stopsSince.delete(runid);
       // A deleted Run takes its log with it: its pods must not wait for an archive that
       // no reconcile will complete. The cache may only lag, so ask the API server.
       if (this.podsOf(runid).length > 0 && !(await this.o.store.getRun(runid))) await this.releasePods(runid);
