@@ -129,7 +129,12 @@ export class RunReconciler {
     }
 
     if (!job && !isTerminal(run.phase)) {
-      if (cancel) return this.finish(obj, run, { phase: 'Cancelled', reason: Reasons.Cancelled, message: 'cancelled before it started' });
+      // Only once the API server (not just a cache that may lag behind our own create)
+      // says there is no Job: a Job made a moment ago would otherwise run unwatched.
+      if (cancel) {
+        if (await this.jobExists(runid)) return; // its event requeues this run, to stop it
+        return this.finish(obj, run, { phase: 'Cancelled', reason: Reasons.Cancelled, message: 'cancelled before it started' });
+      }
       if (!pod && run.phase === 'Pending') {
         await this.createJob(obj, run);
         return;
