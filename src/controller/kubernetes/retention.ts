@@ -142,9 +142,10 @@ export class RetentionController {
       .catch((err: unknown) => this.o.logger.warn({ err }, 'retention pass failed; retrying at the next one'))
       .finally(() => {
         this.running = undefined;
+        // At most one pass a second, however busy the namespace.
         if (this.again) {
           this.again = false;
-          this.schedule(0);
+          this.schedule(1000);
         } else this.schedule(this.o.intervalMs ?? 30_000);
       });
   }
