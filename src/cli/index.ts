@@ -11,7 +11,9 @@ import { registerServe } from './serve.ts';
 export function buildProgram(): Command {
   const program = new Command('conveyor')
     .description('Conveyor: a Kubernetes-native CI/CD control plane')
-    .option('--server <url>', 'API server for client commands (env CONVEYOR_SERVER)', process.env.CONVEYOR_SERVER ?? 'http://127.0.0.1:8080');
+    .option('--server <url>', 'API server for client commands (env CONVEYOR_SERVER)', process.env.CONVEYOR_SERVER ?? 'http://127.0.0.1:8080')
+    .option('--token <token>', 'bearer token for the server (env CONVEYOR_TOKEN)')
+    .option('--kube', "authenticate with the current kubeconfig context's credentials, as kubectl does");
   registerServe(program);
   registerRun(program);
   registerLogs(program);

@@ -24,9 +24,11 @@ import {
   kubectl,
   kubectlBin,
   reachService,
+  roleHeaders,
   run,
   seedOverHttp,
   serverPod,
+  userRoleValues,
   waitForDeployment,
   websocketFrames,
   type Endpoint,
@@ -66,6 +68,8 @@ describe('packaging: helm install of the chart, for real', function () {
   let ns: string;
   let endpoint: Endpoint | undefined;
   let seed: { runid: string; messages: string[] } | undefined;
+  // A ServiceAccount granted <prefix>-edit: auth is on.
+  let auth: Record<string, string> = {};
   let uninstalled = false;
   const release = 'ci';
   const fullname = 'ci-conveyor';
@@ -99,7 +103,7 @@ describe('packaging: helm install of the chart, for real', function () {
     const started = Date.now();
     // The chart's defaults, as the README gives the command: the log archive on a claim of
     // the default StorageClass (on the test cluster, local-path-provisioner's).
-    await helm(['install', release, chartDir, '-n', ns, ...imageValues(image), '--wait', '--timeout', '180s'], { timeoutMs: 200_000 });
+    await helm(['install', release, chartDir, '-n', ns, ...imageValues(image), ...userRoleValues(ns), '--wait', '--timeout', '180s'], { timeoutMs: 200_000 });
     await waitForDeployment(kc, ns, fullname);
     console.log(`      (installed and ready in ${Math.round((Date.now() - started) / 1000)} s)`);
     const claim = await core.readNamespacedPersistentVolumeClaim({ name: `${fullname}-data`, namespace: ns });
@@ -108,6 +112,9 @@ describe('packaging: helm install of the chart, for real', function () {
     const notes = await helm(['get', 'notes', release, '-n', ns]);
     expect(notes).to.include(`kubectl -n ${ns} port-forward svc/${fullname}`);
     expect(notes).to.include('/drivers/streams/logs/command-runner/<runid>');
+    // How to get a token: a ServiceAccount, a RoleBinding to <prefix>-edit, kubectl create token.
+    expect(notes).to.include(`kubectl -n ${ns} create token conveyor-user`);
+    expect(notes).to.include(`--clusterrole=${ns}-edit`);
   });
 
   it('runs the server non-root, on a read-only root file system, with the namespace from the downward API', async () => {
@@ -144,7 +151,8 @@ describe('packaging: helm install of the chart, for real', function () {
   it('serves the seed tutorial from outside the cluster through the Service: POST, then log frames on the websocket', async () => {
     endpoint = await reachService(kc, ns, fullname);
     console.log(`      (through ${endpoint.via})`);
-    const { runid, messages } = await seedOverHttp(endpoint.url, endpoint.wsUrl);
+    auth = await roleHeaders(kc, ns, ns, 'edit');
+    const { runid, messages } = await seedOverHttp(endpoint.url, endpoint.wsUrl, auth);
     seed = { runid, messages };
     // The run really was a Job in the release namespace.
     const batch = kc.makeApiClient(k8s.BatchV1Api);
@@ -171,17 +179,17 @@ describe('packaging: helm install of the chart, for real', function () {
     });
     await waitForDeployment(kc, ns, fullname);
     endpoint = await reachService(kc, ns, fullname);
-    const replay = await websocketFrames(`${endpoint.wsUrl}/drivers/streams/logs/command-runner/${seed!.runid}`);
+    const replay = await websocketFrames(`${endpoint.wsUrl}/drivers/streams/logs/command-runner/${seed!.runid}`, auth);
     expect(replay.closeCode).to.equal(1000);
     expect(replay.frames.map((f) => (JSON.parse(f) as string[])[1])).to.deep.equal(seed!.messages);
-    const archived = await http('GET', `${endpoint.url}/logs?runid=${seed!.runid}`);
+    const archived = await http('GET', `${endpoint.url}/logs?runid=${seed!.runid}`, undefined, auth);
     expect(archived.status).to.equal(200);
     expect((archived.body as { message: string }[]).map((l) => l.message)).to.deep.equal(seed!.messages);
   });
 
   it('helm uninstall releases the run pods left behind (post-delete hook); the namespace then goes away by itself', async () => {
     // A run under way: its pod holds the log finalizer, and no server will be left to archive it.
-    const posted = await http('POST', `${endpoint!.url}/resources/`, { name: 'left-behind', resource: 'pipeline', spec: { image: imageOfTests, steps: [{ name: 'wait', command: 'sleep 600' }] } });
+    const posted = await http('POST', `${endpoint!.url}/resources/`, { name: 'left-behind', resource: 'pipeline', spec: { image: imageOfTests, steps: [{ name: 'wait', command: 'sleep 600' }] } }, auth);
     expect(posted.status, posted.text).to.equal(201);
     const runid = posted.body.runid as string;
     const pod = await waitFor('the run pod running', 90_000, async () => {
@@ -319,7 +327,9 @@ describe('packaging: kubectl apply -f manifests/install.yaml, for real', functio
   it('serves the seed tutorial from outside the cluster through the Service, and keeps the log archive on the claim', async () => {
     endpoint = await reachService(kc, ns, 'conveyor');
     console.log(`      (through ${endpoint.via})`);
-    const { runid, messages } = await seedOverHttp(endpoint.url, endpoint.wsUrl);
+    // The bundle's user roles have the default prefix: conveyor-edit.
+    const auth = await roleHeaders(kc, ns, 'conveyor', 'edit');
+    const { runid, messages } = await seedOverHttp(endpoint.url, endpoint.wsUrl, auth);
     // The archive is on the volume: a new server pod (Recreate) still serves every line.
     endpoint.stop();
     endpoint = undefined;
@@ -331,7 +341,7 @@ describe('packaging: kubectl apply -f manifests/install.yaml, for real', functio
     });
     await waitForDeployment(kc, ns, 'conveyor');
     endpoint = await reachService(kc, ns, 'conveyor');
-    const replay = await websocketFrames(`${endpoint.wsUrl}/drivers/streams/logs/command-runner/${runid}`);
+    const replay = await websocketFrames(`${endpoint.wsUrl}/drivers/streams/logs/command-runner/${runid}`, auth);
     expect(replay.closeCode).to.equal(1000);
     expect(replay.frames.map((f) => (JSON.parse(f) as string[])[1])).to.deep.equal(messages);
   });

@@ -126,13 +126,38 @@ describe('manifests/install.yaml (committed render of the chart)', () => {
     for (const crd of crds) expect(inBundle.find((c) => c.metadata.name === crd.metadata.name)).to.deep.equal(crd);
   });
 
+  // Cluster-wide: the user roles, the server's auth-delegator binding (TokenReview,
+  // SubjectAccessReview) and the admission policy for kubectl apply (docs/security.md).
+  const CLUSTER_SCOPED = ['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
+
   it('puts every namespaced object in the namespace conveyor', () => {
     for (const obj of bundle) {
-      if (obj.kind === 'Namespace' || obj.kind === 'CustomResourceDefinition') continue;
+      if (CLUSTER_SCOPED.includes(obj.kind)) continue;
       expect(obj.metadata.namespace, `${obj.kind} ${obj.metadata.name}`).to.equal('conveyor');
     }
-    expect(find('ClusterRole')).to.have.length(0);
-    expect(find('ClusterRoleBinding')).to.have.length(0);
+  });
+
+  it('grants users access through ClusterRoles aggregated into view, edit and admin, and the server only auth-delegator cluster-wide', () => {
+    const roles = find('ClusterRole');
+    expect(roles.map((r) => r.metadata.name).sort()).to.deep.equal(['conveyor-admin', 'conveyor-edit', 'conveyor-view']);
+    const labels = (name: string) => roles.find((r) => r.metadata.name === name)!.metadata.labels as Record<string, string>;
+    expect(labels('conveyor-view')).to.include({ 'rbac.authorization.k8s.io/aggregate-to-view': 'true', 'rbac.authorization.k8s.io/aggregate-to-edit': 'true', 'rbac.authorization.k8s.io/aggregate-to-admin': 'true' });
+    expect(labels('conveyor-edit')).to.include({ 'rbac.authorization.k8s.io/aggregate-to-edit': 'true', 'rbac.authorization.k8s.io/aggregate-to-admin': 'true' });
+    expect(labels('conveyor-edit')).to.not.have.property('rbac.authorization.k8s.io/aggregate-to-view');
+    expect(labels('conveyor-admin')).to.have.property('rbac.authorization.k8s.io/aggregate-to-admin', 'true');
+    for (const role of roles) for (const rule of role.rules) expect(rule.apiGroups, role.metadata.name).to.deep.equal(['conveyor.ci']);
+    const view = roles.find((r) => r.metadata.name === 'conveyor-view')!;
+    expect(view.rules.flatMap((r: { verbs: string[] }) => r.verbs).sort()).to.deep.equal(['get', 'list', 'watch']);
+    const bindings = find('ClusterRoleBinding');
+    expect(bindings).to.have.length(1);
+    expect(bindings[0]!.roleRef).to.deep.include({ kind: 'ClusterRole', name: 'system:auth-delegator' });
+    expect(bindings[0]!.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: one('ServiceAccount').metadata.name, namespace: 'conveyor' }]);
+    const policy = one('ValidatingAdmissionPolicy');
+    expect(policy.spec.matchConstraints.resourceRules[0]).to.deep.include({ apiGroups: ['conveyor.ci'], resources: ['pipelines'] });
+    const rules = JSON.stringify(policy.spec);
+    expect(rules).to.include("authorizer.group('').resource('pods')");
+    expect(rules).to.include("variables.account != 'conveyor'");
+    expect(one('ValidatingAdmissionPolicyBinding').spec.matchResources.namespaceSelector.matchLabels).to.deep.equal({ 'kubernetes.io/metadata.name': 'conveyor' });
   });
 
   it('holds no Helm hook: kubectl would run the uninstall clean-up Job at once', () => {

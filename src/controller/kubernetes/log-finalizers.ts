@@ -7,7 +7,7 @@
 // `conveyor cleanup` command and the chart's uninstall hook call it by hand.
 import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { LOGS_FINALIZER, Labels, MANAGED_BY } from '../../drivers/command-runner/kubernetes/index.ts';
+import { LOGS_FINALIZER, Labels, MANAGED_BY } from '../../kube/names.ts';
 import { isStatus } from '../../store/kubernetes/custom-objects.ts';
 
 function errorBody(err: unknown): string {

@@ -1,0 +1,60 @@
+// The NATS connection and the JetStream streams and consumers Conveyor owns on it. The
+// streams are upstream's (same names, subjects and retention), so its drivers find them.
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, RetentionPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { Streams, Subjects } from './wire.ts';
+
+export interface NatsAuth {
+  user?: string;
+  pass?: string;
+  token?: string;
+}
+
+// Conveyor's own durable consumers: one for log lines, one for driver results.
+export const Consumers = { logs: 'conveyor-logs', results: 'conveyor-results' } as const;
+
+export async function connectNats(url: string, auth: NatsAuth, name: string): Promise<NatsConnection> {
+  return connect({
+    servers: url.split(',').map((s) => s.trim()),
+    name,
+    ...(auth.user !== undefined ? { user: auth.user, pass: auth.pass } : {}),
+    ...(auth.token !== undefined ? { token: auth.token } : {}),
+    // The bus may restart under us: keep reconnecting, JetStream keeps what was sent.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+  });
+}
+
+async function ensureStream(jsm: JetStreamManager, name: string, subjects: readonly string[], retention: RetentionPolicy): Promise<void> {
+  try {
+    await jsm.streams.info(name);
+  } catch {
+    try {
+      await jsm.streams.add({ name, subjects: [...subjects], retention });
+    } catch (err) {
+      // Another server (or the driver runtime) created it meanwhile: fine if it is there now.
+      await jsm.streams.info(name).catch(() => {
+        throw err;
+      });
+    }
+  }
+}
+
+export async function ensureTopology(nc: NatsConnection): Promise<JetStreamManager> {
+  const jsm = await jetstreamManager(nc);
+  await ensureStream(jsm, Streams.messages.name, Streams.messages.subjects, RetentionPolicy.Interest);
+  await ensureStream(jsm, Streams.pipelineEngine.name, Streams.pipelineEngine.subjects, RetentionPolicy.Workqueue);
+  await ensureStream(jsm, Streams.logsEngine.name, Streams.logsEngine.subjects, RetentionPolicy.Workqueue);
+  const durable = { ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: 30_000_000_000 };
+  for (const [stream, name, filter] of [
+    [Streams.logsEngine.name, Consumers.logs, 'logs.>'],
+    [Streams.pipelineEngine.name, Consumers.results, Subjects.result],
+  ] as const) {
+    try {
+      await jsm.consumers.info(stream, name);
+    } catch {
+      await jsm.consumers.add(stream, { ...durable, durable_name: name, filter_subject: filter });
+    }
+  }
+  return jsm;
+}
