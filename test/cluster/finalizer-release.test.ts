@@ -13,6 +13,9 @@ import { installCrds, releaseFinalizers, startKubernetesServer } from './support
 import { createTestNamespace, deleteNamespace, isApiError, kubeconfigPath, loadKubeConfig, sleep, waitFor } from './support/kube.ts';
 
 const FINALIZER = 'conveyor.ci/logs';
+// Runs until stopped, and stops at once on SIGTERM (a shell as PID 1 ignores it otherwise,
+// and the pod would wait out its grace period).
+const STEP = "echo started; trap 'exit 0' TERM; while true; do sleep 1; done";
 
 describe('kubernetes mode: a namespace deleted while Conveyor is gone does not hang', function () {
   this.timeout(180_000);
@@ -53,7 +56,7 @@ describe('kubernetes mode: a namespace deleted while Conveyor is gone does not h
     const namespace = await createTestNamespace(core, prefix);
     namespaces.push(namespace);
     const server = await start(namespace);
-    const res = await request(server.url, 'POST', '/resources/', pipeline('long', [['wait', 'echo started; sleep 600']]));
+    const res = await request(server.url, 'POST', '/resources/', pipeline('long', [['wait', STEP]]));
     expect(res.status, JSON.stringify(res.body)).to.equal(201);
     const pod = await waitFor('the run pod running', 90_000, async () => {
       const pods = await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` });
