@@ -49,7 +49,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await drivers?.start();
   } catch (err) {
     await engine.stop(0);
-    throw new Error(`cannot reach the NATS server at ${config.natsUrl}: ${(err as Error).message}`);
+    throw err;
   }
   const deps = {
     store: engine.store,
