@@ -120,6 +120,24 @@ describe('step containment across servers (local mode)', () => {
     }
   });
 
+  it('after kill -9, the /proc fallback finds a detached leftover by its working directory, not its environment', async () => {
+    const token = `leftover-scan-${randomUUID()}`;
+    const env = { CONVEYOR_CGROUP_FREEZER: 'off' };
+    const first = await startServer({ env });
+    const res = await request(first.url, 'POST', '/resources', pipeline('leftover-scan', [['escape', `env -i setsid sh -c 'sleep 300; echo ${token}' </dev/null >/dev/null 2>&1 & echo escaped; sleep 300`]]));
+    const deadline = Date.now() + 5_000;
+    while (!(await logOf(first, res.body.runid)).includes('escaped') && Date.now() < deadline) await sleep(50);
+    await first.kill();
+    expect(processesRunning(token), 'kill -9 leaves the escapee running').not.to.be.empty;
+    const second = await startServer({ dataDir: first.dataDir, env });
+    try {
+      expect(await gone(token, 3_000)).to.deep.equal([]);
+    } finally {
+      await second.stop();
+      second.cleanup();
+    }
+  });
+
   it('on SIGTERM exits within the grace period plus 5 s, even with a step that ignores TERM and a detached process holding its output', async () => {
     const token = `shutdown-${randomUUID()}`;
     const server = await startServer({ args: ['--shutdown-grace', '1'] });
