@@ -199,6 +199,8 @@ class CgroupContainment implements Containment {
 
   constructor(scopeDir: string) {
     this.scopeDir = scopeDir;
+    // Warm before the first run, not during it.
+    this.refill();
   }
 
   private launch(): Launcher {
