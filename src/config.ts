@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_MAX_LINE_BYTES } from './logs/line-splitter.ts';
+import { DEFAULT_MAX_LINE_BYTES } from './domain/log.ts';
 
 // Where a cgroup v1 freezer hierarchy is mounted on Linux (local mode's step containment).
 const DEFAULT_FREEZER_ROOT = '/sys/fs/cgroup/freezer';

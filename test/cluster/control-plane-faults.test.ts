@@ -118,7 +118,7 @@ describe('kubernetes mode under control-plane faults', function () {
       token: await scenarioToken(namespace),
       dataDir,
       args: ['--mode', 'kubernetes', '--namespace', namespace],
-      env: { KUBECONFIG: kubeconfigPath(), CONVEYOR_STOP_ESCALATION_SECONDS: '4', CONVEYOR_LOG_LEVEL: process.env.FAULT_LOG_LEVEL ?? 'info' },
+      env: { KUBECONFIG: kubeconfigPath(), CONVEYOR_STOP_ESCALATION_SECONDS: '4', CONVEYOR_LOG_LEVEL: process.env.CONVEYOR_FAULT_LOG_LEVEL ?? 'info' },
     });
     servers.push(server);
     return server;
@@ -262,6 +262,23 @@ describe('kubernetes mode under control-plane faults', function () {
     expect(outputOf(lines, 'after')).to.deep.equal(['tail-line']);
     const jobs = await kc.makeApiClient(k8s.BatchV1Api).listNamespacedJob({ namespace, labelSelector: `conveyor.ci/run-id=${runid}` });
     expect(jobs.items).to.have.lengthOf(1);
+  });
+
+  it('cancels a run whose pod no node can take at once: Cancelled, every step Skipped, the pod gone', async () => {
+    const server = servers.at(-1)!;
+    const res = await request(server.url, 'POST', '/resources', pipeline('unschedulable', [['one', 'echo never']], { resources: { requests: { cpu: '500' } } }));
+    const runid = res.body.runid as string;
+    await waitFor('the pod to be unschedulable', 30_000, async () => {
+      const pod = recorder.of(runid);
+      return pod?.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable') ? true : undefined;
+    });
+    const started = Date.now();
+    expect((await request(server.url, 'POST', `/runs/${runid}/cancel`)).status).to.be.within(200, 299);
+    const run = await waitForRun(server.url, runid, TERMINAL, 30_000);
+    expect(Date.now() - started, 'no escalation wait for a pod without a node').to.be.below(10_000);
+    expect(run).to.deep.include({ phase: 'Cancelled', reason: 'Cancelled' });
+    expect(run.steps.map((s: StepRecord) => s.phase)).to.deep.equal(['Skipped']);
+    expect(recorder.of(runid)?.spec?.nodeName).to.equal(undefined);
   });
 
   it('corrects a finished run whose record contradicts its pod, with a StatusCorrected Event', async () => {

@@ -13,6 +13,9 @@ export interface NatsAuth {
 // Conveyor's own durable consumers: one for log lines, one for driver results.
 export const Consumers = { logs: 'conveyor-logs', results: 'conveyor-results' } as const;
 
+// How long a line delivered to a server that then died waits before it is delivered again.
+export const LOG_ACK_WAIT_MS = 10_000;
+
 export async function connectNats(url: string, auth: NatsAuth, name: string): Promise<NatsConnection> {
   return connect({
     servers: url.split(',').map((s) => s.trim()),
@@ -45,16 +48,15 @@ export async function ensureTopology(nc: NatsConnection): Promise<JetStreamManag
   await ensureStream(jsm, Streams.messages.name, Streams.messages.subjects, RetentionPolicy.Interest);
   await ensureStream(jsm, Streams.pipelineEngine.name, Streams.pipelineEngine.subjects, RetentionPolicy.Workqueue);
   await ensureStream(jsm, Streams.logsEngine.name, Streams.logsEngine.subjects, RetentionPolicy.Workqueue);
-  const durable = { ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: 30_000_000_000 };
-  for (const [stream, name, filter] of [
-    [Streams.logsEngine.name, Consumers.logs, 'logs.>'],
-    [Streams.pipelineEngine.name, Consumers.results, Subjects.result],
+  const durable = { ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All };
+  for (const [stream, name, filter, ackWaitMs] of [
+    [Streams.logsEngine.name, Consumers.logs, 'logs.>', LOG_ACK_WAIT_MS],
+    [Streams.pipelineEngine.name, Consumers.results, Subjects.result, 30_000],
   ] as const) {
-    try {
-      await jsm.consumers.info(stream, name);
-    } catch {
-      await jsm.consumers.add(stream, { ...durable, durable_name: name, filter_subject: filter });
-    }
+    const ack_wait = ackWaitMs * 1_000_000;
+    const existing = await jsm.consumers.info(stream, name).catch(() => undefined);
+    if (!existing) await jsm.consumers.add(stream, { ...durable, durable_name: name, filter_subject: filter, ack_wait });
+    else if (existing.config.ack_wait !== ack_wait) await jsm.consumers.update(stream, name, { ack_wait });
   }
   return jsm;
 }

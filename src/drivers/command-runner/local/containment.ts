@@ -236,7 +236,7 @@ class CgroupContainment implements Containment {
     while (!taken && this.warm.length > 0) {
       const next = this.warm.shift()!;
       if (next.child.exitCode === null && next.child.signalCode === null && next.child.pid !== undefined) taken = next;
-      else background('cgroup-cleanup', emptyCgroup(next.dir).then(() => removeCgroup(next.dir)));
+      else background('step-containment.drop-launcher', emptyCgroup(next.dir).then(() => removeCgroup(next.dir)));
     }
     taken ??= this.launch();
     // Not at once: spawning blocks the event loop for a moment, just when the step's first
