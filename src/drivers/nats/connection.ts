@@ -54,7 +54,7 @@ export async function ensureTopology(nc: NatsConnection): Promise<JetStreamManag
     [Streams.pipelineEngine.name, Consumers.results, Subjects.result, 30_000],
   ] as const) {
     const ack_wait = ackWaitMs * 1_000_000;
-    const existing = await jsm.consumers.info(stream, name).catch(() => undefined);
+    const existing = await jsm.consumers.info(stream, name).catch(() => undefined); // handled: a missing consumer is added next, and add() throws any other failure
     if (!existing) await jsm.consumers.add(stream, { ...durable, durable_name: name, filter_subject: filter, ack_wait });
     else if (existing.config.ack_wait !== ack_wait) await jsm.consumers.update(stream, name, { ack_wait });
   }

@@ -111,7 +111,7 @@ export class NatsDriverBus implements DriverBus {
       this.nc = await connectNats(this.o.url, this.o.auth, 'conveyor');
       this.jsm = await ensureTopology(this.nc);
     } catch (err) {
-      await this.nc?.close().catch(() => undefined);
+      await this.nc?.close().catch((closing: unknown) => reportBackgroundError('nats-close', closing));
       throw new Error(`cannot reach the NATS server at ${this.o.url}: ${(err as Error).message}`);
     }
     this.js = jetstream(this.nc);
