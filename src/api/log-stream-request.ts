@@ -28,7 +28,7 @@ export async function logStreamRequest(
   // name is almost surely a typo that would otherwise stream nothing, silently.
   // External drivers' runs also take a driver of their steps, or any while none is known yet.
   const externalStep = run.steps.some((s) => s.event !== undefined && (s.driver === driver || !s.driver));
-  if (driver !== undefined && driver !== run.driver && !externalStep && !deps.archive.query({ runid, driver }).length) {
+  if (driver !== undefined && driver !== run.driver && !externalStep && !deps.archive.hasDriver(runid, driver)) {
     throw new NotFoundError(`run ${runid} has no logs from driver "${driver}" (its driver is "${run.driver}")`);
   }
   const since = typeof query.since === 'string' ? query.since : undefined;

@@ -8,7 +8,7 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const body = (schema: object) => ({ required: true, content: { 'application/json': { schema } } });
 const path = (name: string, description: string) => ({ name, in: 'path', required: true, schema: { type: 'string' }, description });
 const query = (name: string, description: string, schema: object = { type: 'string' }) => ({ name, in: 'query', required: false, schema, description });
-const errors = { 400: error, 404: error, 409: error, 413: error };
+const errors = { 400: error, 401: error, 403: error, 404: error, 409: error, 413: error, 415: error };
 
 const runid = path('runid', 'Run id (UUID)');
 const type = path('type', 'Resource type (a resource definition name)');
@@ -142,8 +142,19 @@ export const openApiDocument = {
           query('name', 'Only runs of resources with this name'),
           query('limit', 'Page size (1 to 500, default 50)', { type: 'integer' }),
           query('continue', 'Token from the previous page'),
+          query('phase', 'Only runs in this phase', { enum: [...RUN_PHASES] }),
+          query('watch', 'true: instead of a list, a text/event-stream of changes: `event: ready` once subscribed, then `event: run` with the changed Run as data (filtered by resource and name, not phase; `: heartbeat` comments)', { enum: ['true'] }),
         ],
-        responses: { 200: json({ type: 'object', properties: { items: { type: 'array', items: ref('Run') }, continue: { type: 'string' } } }), ...errors },
+        responses: {
+          200: {
+            description: 'A page of runs; with watch=true, a Server-Sent Events stream of run changes',
+            content: {
+              'application/json': { schema: { type: 'object', properties: { items: { type: 'array', items: ref('Run') }, continue: { type: 'string' } } } },
+              'text/event-stream': { schema: { type: 'string' } },
+            },
+          },
+          ...errors,
+        },
       },
     },
     '/runs/{runid}': {
@@ -155,8 +166,25 @@ export const openApiDocument = {
     '/logs': {
       get: {
         summary: 'Stored log lines of a run',
-        parameters: [{ ...query('runid', 'Run id'), required: true }, query('driver', 'Only this driver'), query('pipeline', 'Only this pipeline')],
-        responses: { 200: json({ type: 'array', items: ref('LogEntry') }), ...errors },
+        description:
+          'Without since, limit, q or step: every stored line (upstream\'s list). With any of them: one page of lines with seq above since, ' +
+          'in seq order, and the header Conveyor-Last-Seq giving the newest stored seq of the run (404 for an unknown run).',
+        parameters: [
+          { ...query('runid', 'Run id'), required: true },
+          query('driver', 'Only this driver'),
+          query('pipeline', 'Only this pipeline'),
+          query('since', 'Page: lines after this seq (default 0)', { type: 'integer', minimum: 0 }),
+          query('limit', 'Page: at most this many lines (1 to 5000, default 1000)', { type: 'integer', minimum: 1, maximum: 5000 }),
+          query('q', 'Page: only lines whose message contains this text, in any case (1 to 200 characters)'),
+          query('step', 'Page: only lines of this step'),
+        ],
+        responses: {
+          200: {
+            ...json({ type: 'array', items: ref('LogEntry') }),
+            headers: { 'Conveyor-Last-Seq': { description: 'Pages only: the newest stored seq of the run', schema: { type: 'integer' } } },
+          },
+          ...errors,
+        },
       },
       post: {
         summary: 'A driver posts a log line for its run',
@@ -194,7 +222,13 @@ export const openApiDocument = {
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'Prometheus text format' } } } },
     '/openapi.json': { get: { summary: 'This document', responses: { 200: json({ type: 'object' }) } } },
   },
+  // Kubernetes mode (and local mode with a token): `Authorization: Bearer <token>` on every
+  // route but /health and /ping; docs/security.md has the route → verb → resource table.
+  security: [{ bearer: [] }],
   components: {
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer', description: 'A Kubernetes token (TokenReview); websockets may send it as the subprotocol base64url.bearer.authorization.k8s.io.<token>' },
+    },
     schemas: {
       Error: { type: 'object', required: ['error'], properties: { error: { type: 'string' } } },
       PipelineSpec: pipelineSpecSchema,
@@ -260,6 +294,7 @@ export const openApiDocument = {
           reason: { type: 'string', nullable: true },
           message: { type: 'string', nullable: true },
           createdAt: { type: 'string' },
+          requestedBy: { type: 'string', nullable: true, description: 'Who started the run: the authenticated user (Kubernetes user name), or for kubectl apply the requester recorded at admission' },
           startedAt: { type: 'string', nullable: true },
           finishedAt: { type: 'string', nullable: true },
           steps: {

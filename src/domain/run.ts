@@ -47,6 +47,9 @@ export interface Run {
   startedAt: string | null;
   finishedAt: string | null;
   steps: StepStatus[];
+  // Who started the run: the authenticated user of the HTTP request, or for a Pipeline
+  // applied with kubectl the requester recorded at admission; null when not known.
+  requestedBy: string | null;
 }
 
 // Reasons are CamelCase codes a program can match on; `message` carries the prose.
@@ -127,6 +130,7 @@ export interface NewRunInput {
   driver: string | null;
   stepNames: string[];
   now: string;
+  requestedBy?: string | null;
 }
 
 export function newRun(input: NewRunInput): RunRecord {
@@ -148,12 +152,21 @@ export function newRun(input: NewRunInput): RunRecord {
     steps: pendingSteps(input.stepNames),
     spec: input.spec,
     pipeline: input.pipeline,
+    requestedBy: input.requestedBy ?? null,
   };
 }
 
+// Every public field, checked by the compiler: a field added to Run must be listed here.
+const PUBLIC_RUN_FIELDS = Object.keys({
+  runid: true, resource: true, name: true, version: true, driver: true, phase: true, reason: true, message: true,
+  createdAt: true, startedAt: true, finishedAt: true, steps: true, requestedBy: true,
+} satisfies Record<keyof Run, true>) as (keyof Run)[];
+
+// Field by field: a rest spread would also read `spec`, which a store may parse lazily.
 export function toPublicRun(run: RunRecord): Run {
-  const { spec: _spec, pipeline: _pipeline, ...rest } = run;
-  return rest;
+  const out: Record<string, unknown> = {};
+  for (const field of PUBLIC_RUN_FIELDS) if (run[field] !== undefined) out[field] = run[field];
+  return out as unknown as Run;
 }
 
 // A run id that any actor computes alike from the same seed (e.g. a Pipeline's uid and

@@ -2,23 +2,35 @@
 import { join } from 'node:path';
 import { LocalScheduler } from '../controller/index.ts';
 import { COMMAND_RUNNER, PIPELINE_TYPE, isTerminal } from '../domain/index.ts';
-import { LocalCommandRunner } from '../drivers/command-runner/local/index.ts';
+import { LocalCommandRunner, openContainment } from '../drivers/command-runner/local/index.ts';
 import { LogArchive, LogHub } from '../logs/index.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { EmbeddedStore, openDatabase } from '../store/embedded/index.ts';
 import type { Config } from '../config.ts';
 import type { Engine } from './engine.ts';
+import type { Logger } from 'pino';
 
-export function localEngine(config: Config): Engine {
+export function localEngine(config: Config, logger?: Logger): Engine {
   const db = openDatabase(config.dataDir);
   const store = new EmbeddedStore(db);
   const archive = new LogArchive(db);
-  const hub = new LogHub(archive, async (runid) => {
-    const run = await store.getRun(runid);
-    return run === undefined || isTerminal(run.phase);
-  });
+  const hub = new LogHub(
+    archive,
+    async (runid) => {
+      const run = await store.getRun(runid);
+      return run === undefined || isTerminal(run.phase);
+    },
+    { onArchiveError: (err, retryInMs) => logger?.error({ err, retryInMs }, 'log archive write failed; the lines are kept and retried') },
+  );
   const metrics = new Metrics({ runsByPhase: () => store.countRunsByPhase(), logFollowers: () => hub.followerCount });
-  const runner = new LocalCommandRunner({ store, hub, workspaceRoot: join(config.dataDir, 'workspaces') });
+  const containment = openContainment({ dataDir: config.dataDir, freezerRoot: config.freezerRoot });
+  const runner = new LocalCommandRunner({
+    store,
+    hub,
+    workspaceRoot: join(config.dataDir, 'workspaces'),
+    containment,
+    maxLineBytes: config.maxLineBytes,
+  });
   const scheduler = new LocalScheduler({
     store,
     hub,
@@ -36,10 +48,11 @@ export function localEngine(config: Config): Engine {
     driverFor: (type) => (type === PIPELINE_TYPE ? COMMAND_RUNNER : null),
     requiresImage: false,
     banner: 'local mode: steps run as local processes and step images are not used',
-    details: { dataDir: config.dataDir, concurrency: config.concurrency },
+    details: { dataDir: config.dataDir, concurrency: config.concurrency, stepContainment: containment.kind },
     start: () => scheduler.start(),
     async stop(graceMs) {
       await scheduler.drain(graceMs);
+      await containment.close();
       hub.close();
       await store.close();
     },

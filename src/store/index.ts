@@ -26,6 +26,7 @@ export interface RunPage {
 export interface RunFilter {
   resource?: string;
   name?: string;
+  phase?: RunPhase;
   limit: number;
   continue?: string;
 }

@@ -14,7 +14,7 @@ import {
   VERSION,
   parseResourceObjectName,
   resourceObjectName,
-} from '../../src/drivers/command-runner/kubernetes/index.ts';
+} from '../../src/kube/names.ts';
 
 type Schema = {
   type?: string;
@@ -247,13 +247,13 @@ describe('kubernetes: CRD manifests', () => {
 
     it('freezes what it runs in spec; only cancelRequested may change, and only to true', () => {
       const spec = at(root('Run'), 'spec');
-      expect(Object.keys(spec.properties!).sort()).to.deep.equal(['cancelRequested', 'driver', 'driverSteps', 'name', 'pipeline', 'pipelineSpec', 'resource', 'version']);
+      expect(Object.keys(spec.properties!).sort()).to.deep.equal(['cancelRequested', 'driver', 'driverSteps', 'name', 'pipeline', 'pipelineSpec', 'requestedBy', 'resource', 'version']);
       expect(spec.required!.sort()).to.deep.equal(['driver', 'name', 'pipelineSpec', 'resource', 'version']);
       expect(spec.properties!.pipelineSpec).to.include({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true });
       expect(spec.properties!.cancelRequested).to.include({ type: 'boolean', default: false });
       expect(spec.properties!.pipeline!.nullable).to.equal(true);
       const rules = (spec['x-kubernetes-validations'] as { rule: string }[]).map((r) => r.rule).join('\n');
-      for (const field of ['resource', 'name', 'version', 'driver', 'pipeline', 'pipelineSpec']) expect(rules).to.include(`self.${field} == oldSelf.${field}`);
+      for (const field of ['resource', 'name', 'version', 'driver', 'pipeline', 'pipelineSpec', 'requestedBy']) expect(rules).to.include(`self.${field} == oldSelf.${field}`);
       expect(spec.properties!.cancelRequested!['x-kubernetes-validations']).to.deep.equal([
         { rule: '!oldSelf || self', message: 'a cancel request cannot be withdrawn' },
       ]);

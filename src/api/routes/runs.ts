@@ -1,6 +1,10 @@
 import Router from '@koa/router';
 import { BadRequestError, NotFoundError, toPublicRun } from '../../domain/index.ts';
 import type { ApiDeps } from '../context.ts';
+import { requires } from '../auth/access.ts';
+import { onRuns } from '../auth/route-access.ts';
+import { watchRuns } from '../run-watch.ts';
+import { phaseParam } from '../run-phase-param.ts';
 
 const MAX_PAGE = 500;
 
@@ -23,24 +27,31 @@ function continueParam(raw: unknown): string | undefined {
 export function runRoutes(deps: ApiDeps): Router {
   const router = new Router();
 
-  router.get('/runs', async (ctx) => {
+  router.get('/runs', requires(deps.auth, onRuns('list')), async (ctx) => {
     const { resource, name } = ctx.query;
+    if (ctx.query.watch === 'true') {
+      return watchRuns(deps, ctx, {
+        resource: typeof resource === 'string' && resource ? resource : undefined,
+        name: typeof name === 'string' && name ? name : undefined,
+      });
+    }
     const page = await deps.store.listRuns({
       resource: typeof resource === 'string' && resource ? resource : undefined,
       name: typeof name === 'string' && name ? name : undefined,
+      phase: phaseParam(ctx.query.phase),
       limit: limitParam(ctx.query.limit),
       continue: continueParam(ctx.query.continue),
     });
     ctx.body = { ...page, items: page.items.map(toPublicRun) };
   });
 
-  router.get('/runs/:runid', async (ctx) => {
+  router.get('/runs/:runid', requires(deps.auth, onRuns('get')), async (ctx) => {
     const run = await deps.store.getRun(ctx.params.runid!);
     if (!run) throw new NotFoundError(`run ${ctx.params.runid} not found`);
     ctx.body = toPublicRun(run);
   });
 
-  router.post('/runs/:runid/cancel', async (ctx) => {
+  router.post('/runs/:runid/cancel', requires(deps.auth, onRuns('update')), async (ctx) => {
     const run = await deps.runs.cancel(ctx.params.runid!);
     ctx.status = 202;
     ctx.body = { message: 'Run cancelled', runid: run.runid, phase: run.phase };

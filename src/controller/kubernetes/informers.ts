@@ -2,9 +2,10 @@
 // observes, all in the controller's namespace.
 import { BatchV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { CustomResources, GROUP, Labels, MANAGED_BY, VERSION } from '../../drivers/command-runner/kubernetes/index.ts';
-import type { PipelineObject, RunObject } from '../../store/kubernetes/mapping.ts';
+import { CustomResources, GROUP, Labels, MANAGED_BY, VERSION } from '../../kube/names.ts';
+import type { DefinitionObject, GenericResourceObject, PipelineObject, RunObject } from '../../store/kubernetes/mapping.ts';
 import { ResilientInformer } from '../informer.ts';
+import { asUnavailable } from '../../domain/index.ts';
 
 export interface Informers {
   runs: ResilientInformer<RunObject>;
@@ -18,7 +19,11 @@ export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger)
   const batch = kc.makeApiClient(BatchV1Api);
   const core = kc.makeApiClient(CoreV1Api);
   const managed = `${Labels.managedBy}=${MANAGED_BY}`;
-  const onError = (name: string) => (err: unknown, restartInMs: number) => logger.warn({ err, informer: name, restartInMs }, 'informer failed; restarting');
+  const onError = (name: string) => (err: unknown, restartInMs: number) => {
+    // The API server going away for a while is expected: said once per retry, no stack.
+    if (asUnavailable(err)) logger.info({ informer: name, restartInMs, cause: (err as Error).message }, 'informer waits for the API server; restarting');
+    else logger.warn({ err, informer: name, restartInMs }, 'informer failed; restarting');
+  };
   const customInformer = <T extends RunObject | PipelineObject>(plural: string) =>
     new ResilientInformer<T>({
       kubeConfig: kc,
@@ -46,5 +51,32 @@ export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger)
       list: () => core.listNamespacedPod({ namespace, labelSelector: managed }),
       onError: onError('pods'),
     }),
+  };
+}
+
+// The store's read caches (all four kinds of Conveyor object), independent of leadership:
+// every server answers GETs from them, leader or not.
+export interface StoreInformers {
+  runs: ResilientInformer<RunObject>;
+  pipelines: ResilientInformer<PipelineObject>;
+  resources: ResilientInformer<GenericResourceObject>;
+  definitions: ResilientInformer<DefinitionObject>;
+}
+
+export function makeStoreInformers(kc: KubeConfig, namespace: string, logger: Logger): StoreInformers {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const informer = <T extends RunObject | PipelineObject | GenericResourceObject | DefinitionObject>(plural: string) =>
+    new ResilientInformer<T>({
+      kubeConfig: kc,
+      name: `store-${plural}`,
+      path: `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${plural}`,
+      list: () => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural }) as Promise<KubernetesListObject<T>>,
+      onError: (err, restartInMs) => logger.warn({ err, informer: `store-${plural}`, restartInMs }, 'informer failed; restarting'),
+    });
+  return {
+    runs: informer<RunObject>(CustomResources.Run.plural),
+    pipelines: informer<PipelineObject>(CustomResources.Pipeline.plural),
+    resources: informer<GenericResourceObject>(CustomResources.Resource.plural),
+    definitions: informer<DefinitionObject>(CustomResources.ResourceDefinition.plural),
   };
 }

@@ -14,6 +14,7 @@ import { BadRequestError, Reasons, isTerminal, skipUnstarted, type DriverResult,
 import type { DriverBus, DriverInfo, RunControl } from '../../api/context.ts';
 import type { LogHub } from '../../logs/index.ts';
 import type { Store } from '../../store/index.ts';
+import { background, reportBackgroundError } from '../../observability/background.ts';
 import { Consumers, LOG_ACK_WAIT_MS, connectNats, ensureTopology, type NatsAuth } from './connection.ts';
 import { LineDeduper } from './line-deduper.ts';
 import {
@@ -110,14 +111,15 @@ export class NatsDriverBus implements DriverBus {
       this.nc = await connectNats(this.o.url, this.o.auth, 'conveyor');
       this.jsm = await ensureTopology(this.nc);
     } catch (err) {
-      await this.nc?.close().catch(() => undefined);
+      // The connection is given up on: its close failing changes nothing worth reporting.
+      await this.nc?.close().catch((closeErr: unknown) => this.o.logger.debug({ err: closeErr }, 'closing the NATS connection failed'));
       throw new Error(`cannot reach the NATS server at ${this.o.url}: ${(err as Error).message}`);
     }
     this.js = jetstream(this.nc);
     const { logger } = this.o;
-    void (async () => {
+    background('nats-status', async () => {
       for await (const s of this.nc!.status()) logger.info({ nats: s.type }, 'NATS connection status');
-    })().catch(() => undefined);
+    });
 
     // First in the queue, so that no line or result is handled before the runs under way
     // are known again (and the lines they already have).
@@ -170,9 +172,9 @@ export class NatsDriverBus implements DriverBus {
   private async consume(stream: string, name: string, handle: (m: JsMsg) => void): Promise<ConsumerMessages> {
     const consumer = await this.js!.consumers.get(stream, name);
     const messages = await consumer.consume({ max_messages: 256 });
-    void (async () => {
+    background(`jetstream-consumer-${stream}`, async () => {
       for await (const m of messages) handle(m);
-    })().catch((err: unknown) => this.o.logger.error({ err, stream }, 'JetStream consumer stopped'));
+    });
     return messages;
   }
 
@@ -218,9 +220,7 @@ export class NatsDriverBus implements DriverBus {
   private schedulePoll(): void {
     if (this.stopped) return;
     this.pollTimer = setTimeout(() => {
-      void this.poll()
-        .catch((err: unknown) => this.o.logger.warn({ err }, 'reading driver consumers failed'))
-        .finally(() => this.schedulePoll());
+      background('driver-consumer-poll', this.poll().finally(() => this.schedulePoll()));
     }, this.o.pollMs);
   }
 
@@ -474,8 +474,8 @@ export class NatsDriverBus implements DriverBus {
     if (this.pollTimer) clearTimeout(this.pollTimer);
     this.unsubscribe?.();
     for (const loop of this.loops) loop.stop();
-    await this.chain.catch(() => undefined);
+    await this.chain.catch((err: unknown) => reportBackgroundError('nats-chain', err));
     this.o.hub.flush();
-    await this.nc?.drain().catch(() => undefined);
+    await this.nc?.drain().catch((err: unknown) => reportBackgroundError('nats-drain', err));
   }
 }

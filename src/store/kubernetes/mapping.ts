@@ -12,7 +12,7 @@ import {
   type RunRecord,
   type StepStatus,
 } from '../../domain/index.ts';
-import { API_VERSION, GROUP, Labels, MANAGED_BY, parseResourceObjectName } from '../../drivers/command-runner/kubernetes/names.ts';
+import { API_VERSION, GROUP, Labels, MANAGED_BY, parseResourceObjectName } from '../../kube/names.ts';
 import type { CustomObject, ObjectMeta } from './custom-objects.ts';
 
 export const Annotations = {
@@ -22,6 +22,9 @@ export const Annotations = {
   // so that the Run the API creates and the one the controller would create are one.
   nextRunId: `${GROUP}/next-run-id`,
   nextRunGeneration: `${GROUP}/next-run-generation`,
+  // Who wrote the Pipeline's current spec: the API's caller, or for kubectl the requester
+  // the chart's admission policy checked it against.
+  requestedBy: `${GROUP}/requested-by`,
 } as const;
 
 export const RunLabels = {
@@ -37,6 +40,7 @@ export interface RunSpec {
   pipeline?: string | null;
   pipelineSpec: JsonObject;
   cancelRequested?: boolean;
+  requestedBy?: string;
   // External drivers' runs: the steps planned at creation (status.steps once written).
   driverSteps?: StepStatus[];
 }
@@ -118,6 +122,7 @@ export function runFromObject(obj: RunObject): RunRecord {
     steps: status.steps ?? spec.driverSteps ?? pendingSteps(stepNamesOf(spec.resource, spec.pipelineSpec)),
     spec: spec.pipelineSpec,
     pipeline: spec.pipeline ?? null,
+    requestedBy: spec.requestedBy ?? null,
   };
 }
 
@@ -148,6 +153,7 @@ export function runSpecOf(run: RunRecord): RunSpec {
     pipelineSpec: run.spec,
     ...(run.steps.some((s) => s.event !== undefined) ? { driverSteps: run.steps } : {}),
     cancelRequested: false,
+    ...(run.requestedBy ? { requestedBy: run.requestedBy } : {}),
   };
 }
 
