@@ -8,7 +8,7 @@ import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { pipeline, request } from '../support/http.ts';
-import { mainScript, type TestServer } from '../support/server.ts';
+import { mainScript, startServer, type TestServer } from '../support/server.ts';
 import { installCrds, releaseFinalizers, startKubernetesServer } from './support/conveyor.ts';
 import { createTestNamespace, deleteNamespace, isApiError, kubeconfigPath, loadKubeConfig, sleep, waitFor } from './support/kube.ts';
 
@@ -41,8 +41,21 @@ describe('kubernetes mode: a namespace deleted while Conveyor is gone does not h
     }
   });
 
-  async function start(namespace: string, dataDir?: string): Promise<TestServer> {
-    const server = await startKubernetesServer(namespace, { dataDir });
+  async function start(namespace: string): Promise<TestServer> {
+    const server = await startKubernetesServer(namespace);
+    servers.push(server);
+    return server;
+  }
+
+  // The same server again (its data directory, its clients' token): nothing new can be made
+  // in a namespace being deleted.
+  async function restart(namespace: string, before: TestServer): Promise<TestServer> {
+    const server = await startServer({
+      token: before.token,
+      dataDir: before.dataDir,
+      args: ['--mode', 'kubernetes', '--namespace', namespace],
+      env: { KUBECONFIG: kubeconfigPath() },
+    });
     servers.push(server);
     return server;
   }
@@ -116,7 +129,7 @@ describe('kubernetes mode: a namespace deleted while Conveyor is gone does not h
     await deleteAndSeeItHeld(namespace, pod);
     // Its namespace is terminating: nothing can be created there any more, and the run's log
     // cannot be read from the stopped pod; waiting for an archive would wait forever.
-    const again = await start(namespace, server.dataDir);
+    const again = await restart(namespace, server);
     await gone(namespace);
     expect(again.output.join('\n')).to.match(new RegExp(`released 1 run pod\\(s\\) from the log finalizer: namespace ${namespace} is being deleted`));
   });

@@ -27,14 +27,24 @@ describe(inMode('external drivers over NATS JetStream'), function () {
   const drivers: WireDriver[] = [];
   const call = (method: string, path: string, body?: unknown) => request(server.url, method, path, body);
   // In Kubernetes mode a restarted server must find its runs: one namespace for all servers.
-  let cluster: { args: string[]; env: NodeJS.ProcessEnv; cleanup: () => void } | undefined;
+  let cluster: { args: string[]; env: NodeJS.ProcessEnv; token: string; cleanup: () => void } | undefined;
   const serve = async (dataDir?: string) => {
     if (serverMode() === 'kubernetes' && !cluster) {
       const support = await import('../cluster/support/namespaces.ts');
       const namespace = await support.createScenarioNamespace();
-      cluster = { args: ['--mode', 'kubernetes', '--namespace', namespace], env: { KUBECONFIG: support.kubeconfigPath() }, cleanup: () => support.deleteScenarioNamespace(namespace) };
+      cluster = {
+        args: ['--mode', 'kubernetes', '--namespace', namespace],
+        env: { KUBECONFIG: support.kubeconfigPath() },
+        token: await support.scenarioToken(namespace),
+        cleanup: () => support.deleteScenarioNamespace(namespace),
+      };
     }
-    return startServer({ ...(dataDir ? { dataDir } : {}), args: [...(cluster?.args ?? []), '--nats-url', nats.url, '--driver-timeout', '1.5'], env: cluster?.env });
+    return startServer({
+      ...(dataDir ? { dataDir } : {}),
+      args: [...(cluster?.args ?? []), '--nats-url', nats.url, '--driver-timeout', '1.5'],
+      env: cluster?.env,
+      token: cluster?.token,
+    });
   };
 
   before(async () => {
@@ -160,6 +170,7 @@ describe(inMode('external drivers over NATS JetStream'), function () {
     for (const d of list) expect(d).to.have.all.keys('name', 'resources', 'subjects', 'connected', 'pending', 'ackPending', 'redelivered', 'lastActive');
     const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
     delete env.CONVEYOR_SERVER;
+    if (cluster) env.CONVEYOR_TOKEN = cluster.token;
     const { stdout } = await promisify(execFile)(process.execPath, [mainScript, '--server', server.url, 'get', 'drivers'], { env });
     const rows = stdout.trim().split('\n');
     expect(rows[0]).to.match(/^NAME\s+RESOURCES\s+CONNECTED\s+PENDING\s+IN HAND\s+LAST ACTIVE$/);

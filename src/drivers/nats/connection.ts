@@ -1,7 +1,7 @@
 // The NATS connection and the JetStream streams and consumers Conveyor owns on it. The
 // streams are upstream's (same names, subjects and retention), so its drivers find them.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { AckPolicy, DeliverPolicy, RetentionPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Streams, Subjects } from './wire.ts';
 
 export interface NatsAuth {
@@ -28,18 +28,24 @@ export async function connectNats(url: string, auth: NatsAuth, name: string): Pr
   });
 }
 
+function isNotFound(err: unknown, code: number): boolean {
+  return err instanceof JetStreamApiError && err.code === code;
+}
+
 async function ensureStream(jsm: JetStreamManager, name: string, subjects: readonly string[], retention: RetentionPolicy): Promise<void> {
   try {
     await jsm.streams.info(name);
-  } catch {
-    try {
-      await jsm.streams.add({ name, subjects: [...subjects], retention });
-    } catch (err) {
-      // Another server (or the driver runtime) created it meanwhile: fine if it is there now.
-      await jsm.streams.info(name).catch(() => {
-        throw err;
-      });
-    }
+    return;
+  } catch (err) {
+    if (!isNotFound(err, JetStreamApiCodes.StreamNotFound)) throw err;
+  }
+  try {
+    await jsm.streams.add({ name, subjects: [...subjects], retention });
+  } catch (err) {
+    // Another server (or a driver runtime) created it meanwhile: fine if it is there now.
+    await jsm.streams.info(name).catch(() => {
+      throw err;
+    });
   }
 }
 
@@ -54,7 +60,11 @@ export async function ensureTopology(nc: NatsConnection): Promise<JetStreamManag
     [Streams.pipelineEngine.name, Consumers.results, Subjects.result, 30_000],
   ] as const) {
     const ack_wait = ackWaitMs * 1_000_000;
-    const existing = await jsm.consumers.info(stream, name).catch(() => undefined);
+    // Not found is the only answer that means "create it"; anything else is an error.
+    const existing = await jsm.consumers.info(stream, name).catch((err: unknown) => {
+      if (isNotFound(err, JetStreamApiCodes.ConsumerNotFound)) return undefined;
+      throw err;
+    });
     if (!existing) await jsm.consumers.add(stream, { ...durable, durable_name: name, filter_subject: filter, ack_wait });
     else if (existing.config.ack_wait !== ack_wait) await jsm.consumers.update(stream, name, { ack_wait });
   }
