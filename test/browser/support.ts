@@ -42,7 +42,8 @@ export async function openPage(browser: Browser, options: PageOptions = {}): Pro
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
+    // An answer of 4xx is the API speaking (the page shows it), not a script error.
+    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) errors.push(`console: ${msg.text()}`);
   });
   return { context, page, errors };
 }
