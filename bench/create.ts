@@ -40,7 +40,7 @@ export interface CreateResult {
 }
 
 // Fires `count` requests from `concurrency` loops; stops issuing new ones at `deadline`.
-async function load(server: BenchServer, concurrency: number, count: number, timeLimitMs: number, one: (i: number) => Promise<void>): Promise<LoadRep> {
+export async function load(server: Pick<BenchServer, 'cpuSeconds'>, concurrency: number, count: number, timeLimitMs: number, one: (i: number) => Promise<void>): Promise<LoadRep> {
   const cpu0 = server.cpuSeconds();
   const latencies: number[] = [];
   let next = 0;

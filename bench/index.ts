@@ -3,7 +3,10 @@
 // with a fresh data directory, prints medians with a baseline measured in the same run,
 // ends with a summary table and writes the figures to bench/results/latest.json.
 //
-// Flags: --only create,first-line,fanout   run a subset
+// Flags: --only create,first-line,fanout,api   run a subset
+//        --sizes 0,10000,100000            api: runs stored (and as many Pending) per size
+//        --routes GET,driver               api: only the routes whose name contains one of these
+//        --soak SECONDS                    api: mixed requests on the largest size, RSS sampled
 //        --quick                           fewer repetitions and lines (a smoke run)
 //        --replay                          fan-out: also 50 clients replaying the ended run
 //        --profile                         CPU-profile the servers; prints their hottest functions
@@ -14,6 +17,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchApi, type ApiResult } from './api.ts';
 import { benchCreate, type CreateResult } from './create.ts';
 import { benchFanout, type FanoutResult } from './fanout.ts';
 import { benchFirstLine, type FirstLineResult } from './first-line.ts';
@@ -27,9 +31,12 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     replay: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    sizes: { type: 'string' },
+    soak: { type: 'string', default: '0' },
+    routes: { type: 'string' },
   },
 });
-const ALL = ['create', 'first-line', 'fanout'] as const;
+const ALL = ['create', 'first-line', 'fanout', 'api'] as const;
 const selected = new Set(flags.only ? flags.only.split(',').map((s) => s.trim()) : ALL);
 for (const name of selected) {
   if (!(ALL as readonly string[]).includes(name)) {
@@ -67,7 +74,7 @@ if (machine.loadAverageAtStart[0]! > machine.cpus * 0.5) {
 }
 
 let failed = false;
-const results: { create?: CreateResult; firstLine?: FirstLineResult; fanout?: FanoutResult } = {};
+const results: { create?: CreateResult; firstLine?: FirstLineResult; fanout?: FanoutResult; api?: ApiResult } = {};
 const errors: string[] = [];
 
 async function section(title: string, work: () => Promise<void>): Promise<void> {
@@ -120,6 +127,27 @@ if (selected.has('fanout')) {
     if (!results.fanout.allComplete) throw new Error('some client did not receive every line exactly once and in order (see the errors above)');
   });
 }
+if (selected.has('api')) {
+  const sizes = (flags.sizes ?? (quick ? '0' : '0,10000')).split(',').map((s) => Number(s.trim()));
+  if (sizes.some((n) => !Number.isSafeInteger(n) || n < 0)) {
+    process.stderr.write(`bench: --sizes must be whole numbers (got "${flags.sizes}")\n`);
+    process.exit(2);
+  }
+  const soakSeconds = Number(flags.soak);
+  await section(`4. API hot path at 32 clients, ${sizes.map((n) => fmt(n, 0)).join(' / ')} runs stored (baseline: a bare node:http server doing the same SQLite work)`, async () => {
+    results.api = await benchApi({
+      sizes,
+      concurrency: 32,
+      getRequests: quick ? 1000 : 4000,
+      postRequests: quick ? 300 : 1500,
+      rounds: quick ? 1 : 3,
+      soakSeconds,
+      routeFilter: flags.routes?.split(','),
+      cpuProfDir: profileDir,
+      log,
+    });
+  });
+}
 machine.loadAverageAtEnd = loadavg().map((l) => Number(l.toFixed(2)));
 
 // The summary table.
@@ -148,6 +176,29 @@ if (o) {
     rows.push(['', 'server peak RSS after replay', mb(o.peakRssAfterReplayBytes!), '', '', '']);
   }
   rows.push(['', 'every line once, in order', o.allComplete ? `yes (${o.reps.length} reps)` : 'NO', '', '', '']);
+}
+const a = results.api;
+if (a) {
+  for (const size of a.sizes) {
+    const label = `API, ${fmt(size.runsStored - size.pendingStored, 0)} + ${fmt(size.pendingStored, 0)} Pending runs`;
+    size.routes.forEach((r, i) => {
+      const p99 = r.server.p99Ms;
+      rows.push([
+        i === 0 ? label : '',
+        `${r.route} req/s, p50/p99`,
+        `${fmt(r.server.rps, 0)}, ${fmt(r.server.p50Ms, 1)}/${fmt(r.server.p99Ms, 1)} ms`,
+        `floor ${fmt(r.floor.rps, 0)}, ${fmt(r.floor.p50Ms, 1)}/${fmt(r.floor.p99Ms, 1)} ms`,
+        `${fmt(r.ratio, 2)}x`,
+        `>= ${r.target}: ${r.ratio >= r.target ? 'met' : 'MISSED'}; p99 <= 20 ms: ${p99 <= 20 ? 'met' : 'MISSED'}`,
+      ]);
+    });
+    rows.push(['', 'CPU ms per request, server / floor', size.routes.map((r) => fmt(r.server.cpuMsPerRequest, 3)).join(' '), size.routes.map((r) => fmt(r.floor.cpuMsPerRequest, 3)).join(' '), size.routes.map((r) => fmt(r.cpuRatio, 2)).join(' '), '']);
+    rows.push(['', 'server RSS', mb(size.serverRssBytes), `floor ${mb(size.floorRssBytes)}`, '', '']);
+  }
+  if (a.soak) {
+    const k = a.soak;
+    rows.push([`soak ${fmt(k.seconds, 0)} s, mixed`, 'server RSS after warm-up / max / end', `${mb(k.rssAfterWarmupBytes)} / ${mb(k.rssMaxAfterWarmupBytes)} / ${mb(k.rssEndBytes)}`, `${fmt(k.rps, 0)} req/s`, `${fmt(k.slopeMbPerMinute, 2)} MB/min`, '']);
+  }
 }
 if (rows.length > 0) {
   const header: Row = ['benchmark', 'figure (median)', 'value', 'baseline (same run)', 'ratio / diff', 'target'];

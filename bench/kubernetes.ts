@@ -14,11 +14,12 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { HttpClient, createRun } from './lib/http.ts';
+import { benchKubernetesReads } from './kubernetes-reads.ts';
 import { repoRoot, startServer, type BenchServer } from './lib/server.ts';
 import { fmt, median, sleep } from './lib/stats.ts';
 import { epochMs, logUrl, openSocket, parseSeedFrame } from './lib/ws.ts';
 
-const { values: flags } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+const { values: flags } = parseArgs({ options: { quick: { type: 'boolean', default: false }, runs: { type: 'string', default: '5000' } } });
 const IMAGE = 'jimjuniorb/hello-node:1.2.3';
 const reps = flags.quick ? 3 : 5;
 const burst = flags.quick ? 50 : 200;
@@ -237,6 +238,13 @@ if (wanted('followers')) await withNamespace('bench-followers', async (namespace
     client.close();
     await server.stop();
   }
+});
+
+// 4. Reads served from the informer caches, against local mode, with many Runs stored.
+if (wanted('reads')) await withNamespace('bench-reads', async (namespace) => {
+  const runs = Number(flags.runs);
+  console.log(`\n== GET /runs/{id} and GET /runs?limit=50 at 32 clients with ${fmt(runs, 0)} finished Runs, against local mode with as many`);
+  (results as Record<string, unknown>).reads = await benchKubernetesReads({ kc, kubeconfig, namespace, runs, requests: flags.quick ? 1000 : 3000, rounds: flags.quick ? 1 : 3, log: console.log });
 });
 
 mkdirSync(join(repoRoot, 'bench', 'results'), { recursive: true });

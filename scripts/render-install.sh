@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Renders manifests/install.yaml, the plain-manifest install bundle, from the Helm chart with
 # its default values: a Namespace `conveyor`, the CRDs (the chart's crds/), and everything the
-# chart's templates render (no test hook). One source of truth: edit the chart, then rerun.
+# chart's templates render (no hooks: neither the test nor the uninstall clean-up). One
+# source of truth: edit the chart, then rerun.
 # It first copies manifests/crds/ into the chart's crds/, so a CRD change needs only a rerun.
 #
 #   bash scripts/render-install.sh            # rewrite manifests/install.yaml
@@ -60,7 +61,7 @@ metadata:
   labels:
     app.kubernetes.io/part-of: conveyor
 EOF
-  "$helm" template "$release" "$chart" --namespace "$namespace" --include-crds --skip-tests
+  "$helm" template "$release" "$chart" --namespace "$namespace" --include-crds --skip-tests --no-hooks
 }
 
 if [ "$mode" = check ]; then

@@ -36,10 +36,27 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   // Sees every line the server writes to stdout (its JSON log), however many.
   onLine?: (line: string) => void;
+  // A data directory prepared beforehand (e.g. seeded with runs); removed at stop like a fresh one.
+  dataDir?: string;
+}
+
+// Peak and current resident set size of a process, bytes (VmHWM, VmRSS).
+export function processMemory(pid: number): { peakRss: number; rss: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { peakRss: kb('VmHWM'), rss: kb('VmRSS') };
+}
+
+// User + system CPU seconds a process has used so far, from /proc/<pid>/stat.
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at state, field 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 export async function startServer(options: StartOptions = {}): Promise<BenchServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'conveyor-bench-'));
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'conveyor-bench-'));
   // BENCH_SERVER_NODE_ARGS adds node flags to the server only, e.g. "--trace-gc".
   // The same V8 flag as bin/conveyor and `npm start`, so the figures are the product's.
   const nodeArgs: string[] = ['--max-semi-space-size=8', ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)];
@@ -97,17 +114,8 @@ export async function startServer(options: StartOptions = {}): Promise<BenchServ
     get exit() {
       return exitInfo;
     },
-    memory() {
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
-      return { peakRss: kb('VmHWM'), rss: kb('VmRSS') };
-    },
-    cpuSeconds() {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      // Fields after the command name (which may hold spaces) start at state, field 3.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-    },
+    memory: () => processMemory(pid),
+    cpuSeconds: () => processCpuSeconds(pid),
     async stop() {
       stopping = true;
       if (child.exitCode === null && child.signalCode === null) {

@@ -2,7 +2,8 @@
 # Builds the cluster's binaries with the machine's Go from the Go module proxy into the build
 # cache, one directory per component and version; a directory that is complete is reused.
 #   bash scripts/cluster/build.sh            # everything that is missing
-#   bash scripts/cluster/build.sh kubernetes # only some of: kubernetes etcd coredns helm pause
+#   bash scripts/cluster/build.sh kubernetes # only some of: kubernetes etcd containerd coredns
+#                                            # local-path-provisioner helm pause
 # Go's own caches (GOMODCACHE, GOCACHE) are used as they are set; none of this touches the repo.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -103,13 +104,41 @@ build_pause() {
   finish_build "$d" "$PAUSE_VERSION"
 }
 
+build_containerd() {
+  local d=$CONTAINERD_CACHE p=github.com/containerd/containerd/v2
+  [ -f "$d/.complete" ] && { log "containerd $CONTAINERD_VERSION: cached in $d"; return 0; }
+  begin_build "$d"
+  phase containerd-download go_download containerd
+  # Without cgo the btrfs snapshotter (which needs it) is left out by its own build
+  # constraint; the cluster uses overlayfs.
+  phase containerd-compile bash -c "cd '$CLUSTER_SCRIPTS/go/containerd' && go build -trimpath \
+    -tags osusergo,netgo,static_build,no_btrfs,no_devmapper,no_zfs \
+    -ldflags '-s -w -X $p/version.Version=$CONTAINERD_VERSION -X $p/version.Package=$p' \
+    -o '$d.tmp/bin/' $p/cmd/containerd $p/cmd/containerd-shim-runc-v2 $p/cmd/ctr"
+  reports "$CONTAINERD_VERSION" "$d.tmp/bin/containerd" --version
+  finish_build "$d" "$CONTAINERD_VERSION"
+}
+
+build_local_path() {
+  local d=$LOCAL_PATH_CACHE
+  [ -f "$d/.complete" ] && { log "local-path-provisioner $LOCAL_PATH_VERSION: cached in $d"; return 0; }
+  begin_build "$d"
+  phase local-path-download go_download local-path-provisioner
+  phase local-path-compile bash -c "cd '$CLUSTER_SCRIPTS/go/local-path-provisioner' && go build -trimpath \
+    -tags selinux,notest,grpcnotrace -ldflags '-s -w -X main.VERSION=$LOCAL_PATH_VERSION' \
+    -o '$d.tmp/bin/local-path-provisioner' github.com/rancher/local-path-provisioner"
+  reports "$LOCAL_PATH_VERSION" "$d.tmp/bin/local-path-provisioner" --version
+  finish_build "$d" "$LOCAL_PATH_VERSION"
+}
+
 build_all() {
   command -v go >/dev/null || die "Go is needed to build the cluster (go not on PATH)"
   local what=("$@")
-  [ ${#what[@]} -gt 0 ] || what=(pause etcd kubernetes coredns helm)
+  [ ${#what[@]} -gt 0 ] || what=(pause etcd kubernetes containerd coredns local_path helm)
   for w in "${what[@]}"; do
     case $w in
-      kubernetes|etcd|coredns|helm|pause) "build_$w" ;;
+      kubernetes|etcd|coredns|helm|pause|containerd) "build_$w" ;;
+      local-path-provisioner|local_path) build_local_path ;;
       *) die "unknown component: $w" ;;
     esac
   done

@@ -2,6 +2,8 @@
 # Builds the cluster's two images from local files into the build cache, and imports them.
 #   pause:      localhost/conveyor/pause:<v>  the sandbox image (scripts/cluster/go/pause)
 #   coredns:    localhost/conveyor/coredns:<v> the cluster DNS (scripts/cluster/go/coredns)
+#   local-path-provisioner: localhost/conveyor/local-path-provisioner:<v>  the dynamic
+#               provisioner of the default StorageClass (scripts/cluster/go/local-path-provisioner)
 #   hello-node: jimjuniorb/hello-node:1.2.3   Debian's static busybox with its applet links
 #               and an /etc/os-release: /bin/sh, ls, cat, wget, httpd, ...
 #   bash scripts/cluster/images.sh [build|import]   (default: both)
@@ -10,6 +12,7 @@ source "$CLUSTER_SCRIPTS/image-import.sh"
 
 PAUSE_TAR="$IMAGE_CACHE/pause-$PAUSE_VERSION.tar"
 COREDNS_TAR="$IMAGE_CACHE/coredns-$COREDNS_VERSION.tar"
+LOCAL_PATH_TAR="$IMAGE_CACHE/local-path-provisioner-$LOCAL_PATH_VERSION.tar"
 HELLO_TAR="$IMAGE_CACHE/hello-node-1.2.3.tar"
 BUSYBOX=/bin/busybox   # from Debian's busybox-static
 
@@ -32,6 +35,18 @@ build_coredns_image() {
   cp "$COREDNS_CACHE/bin/coredns" "$root/coredns"
   bash "$CLUSTER_SCRIPTS/image-build.sh" --rootfs "$root" --tag "$COREDNS_IMAGE" \
     --out "$COREDNS_TAR" --entrypoint '["/coredns"]'
+  rm -rf "$root"
+}
+
+build_local_path_image() {
+  [ -f "$LOCAL_PATH_TAR" ] && return 0
+  [ -x "$LOCAL_PATH_CACHE/bin/local-path-provisioner" ] \
+    || die "local-path-provisioner is not built (scripts/cluster/build.sh local-path-provisioner)"
+  local root
+  root=$(mktemp -d)
+  cp "$LOCAL_PATH_CACHE/bin/local-path-provisioner" "$root/local-path-provisioner"
+  bash "$CLUSTER_SCRIPTS/image-build.sh" --rootfs "$root" --tag "$LOCAL_PATH_IMAGE" \
+    --out "$LOCAL_PATH_TAR" --entrypoint '["/local-path-provisioner"]'
   rm -rf "$root"
 }
 
@@ -68,8 +83,11 @@ OS
   touch "$stamp"
 }
 
-build_images() { mkdir -p "$IMAGE_CACHE"; build_pause_image; build_coredns_image; build_hello_image; }
-import_images() { import_image "$PAUSE_TAR" "$COREDNS_TAR" "$HELLO_TAR"; }
+build_images() {
+  mkdir -p "$IMAGE_CACHE"
+  build_pause_image; build_coredns_image; build_local_path_image; build_hello_image
+}
+import_images() { import_image "$PAUSE_TAR" "$COREDNS_TAR" "$LOCAL_PATH_TAR" "$HELLO_TAR"; }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   case ${1:-all} in

@@ -19,9 +19,12 @@ ETCD_VERSION=v3.6.5                    # scripts/cluster/go/etcd
 HELM_VERSION=v3.19.5                   # scripts/cluster/go/helm
 COREDNS_VERSION=v1.13.2                # scripts/cluster/go/coredns
 PAUSE_VERSION=1.0                      # scripts/cluster/go/pause
+CONTAINERD_VERSION=v2.4.2              # scripts/cluster/go/containerd (has the fix for #12364)
+LOCAL_PATH_VERSION=v0.0.30             # scripts/cluster/go/local-path-provisioner
 HELLO_IMAGE=jimjuniorb/hello-node:1.2.3
 PAUSE_IMAGE=localhost/conveyor/pause:$PAUSE_VERSION
 COREDNS_IMAGE=localhost/conveyor/coredns:$COREDNS_VERSION
+LOCAL_PATH_IMAGE=localhost/conveyor/local-path-provisioner:$LOCAL_PATH_VERSION
 
 # --- places --------------------------------------------------------------------------------
 CACHE_ROOT="${CONVEYOR_CLUSTER_CACHE:-${HOME:-/root}/.cache/conveyor-cluster}"
@@ -30,6 +33,8 @@ ETCD_CACHE="$CACHE_ROOT/etcd-$ETCD_VERSION"
 HELM_CACHE="$CACHE_ROOT/helm-$HELM_VERSION"
 COREDNS_CACHE="$CACHE_ROOT/coredns-$COREDNS_VERSION"
 PAUSE_CACHE="$CACHE_ROOT/pause-$PAUSE_VERSION"
+CONTAINERD_CACHE="$CACHE_ROOT/containerd-$CONTAINERD_VERSION"
+LOCAL_PATH_CACHE="$CACHE_ROOT/local-path-provisioner-$LOCAL_PATH_VERSION"
 IMAGE_CACHE="$CACHE_ROOT/images"
 
 CLUSTER_DIR="${CONVEYOR_CLUSTER_DIR:-$REPO_ROOT/.cluster}"
@@ -95,6 +100,12 @@ phase_summary() {
 
 # Path to a cached binary.
 kube_bin() { echo "$KUBE_CACHE/bin/$1"; }
+
+# ctr: the one built with our containerd (build.sh), talking the same API version; Debian's
+# (of containerd 1.6) before it is built.
+ctr() {
+  if [ -x "$CONTAINERD_CACHE/bin/ctr" ]; then "$CONTAINERD_CACHE/bin/ctr" "$@"; else command ctr "$@"; fi
+}
 
 # kubectl against this cluster as its admin.
 kc() { "$(kube_bin kubectl)" --kubeconfig "$CLUSTER_DIR/kubeconfig" "$@"; }

@@ -5,9 +5,10 @@
 # down first. Builds whatever the build cache lacks (see build.sh).
 #
 # Components, each a process of ours with its pid in .cluster/run and its log in .cluster/logs:
-#   containerd (Debian's, with runc and the CNI plugins), etcd, kube-apiserver,
+#   containerd (built from Go modules; Debian's runc and CNI plugins), etcd, kube-apiserver,
 #   kube-controller-manager, kube-scheduler, kubelet, kube-proxy (iptables mode); and in the
-#   cluster, CoreDNS (kube-system/coredns) as the cluster DNS.
+#   cluster, CoreDNS (kube-system/coredns) as the cluster DNS and local-path-provisioner
+#   (local-path-storage) behind the default StorageClass `local-path`.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$CLUSTER_SCRIPTS/build.sh"
 source "$CLUSTER_SCRIPTS/images.sh"
@@ -16,11 +17,21 @@ source "$CLUSTER_SCRIPTS/down.sh"
 
 LOGS="$CLUSTER_DIR/logs"
 CONF="$CLUSTER_DIR/conf"
-DEB_PACKAGES=(containerd runc containernetworking-plugins busybox-static iptables conntrack openssl curl)
+DEB_PACKAGES=(runc containernetworking-plugins busybox-static iptables conntrack openssl curl)
 CNI_BIN_DIR=/usr/lib/cni
 
 # --- health --------------------------------------------------------------------------------
-cluster_healthy() {
+cluster_healthy() { control_plane_healthy && node_current && storage_ready; }
+
+# The node runs the containerd these scripts build now (not Debian's, nor an older build).
+node_current() {
+  local pid
+  pid=$(cat "$(pidfile containerd)" 2>/dev/null) || return 1
+  [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$CONTAINERD_CACHE/bin/containerd" ]
+}
+
+# Everything but the node's runtime and the StorageClass: what an in-place update keeps.
+control_plane_healthy() {
   [ -f "$OWNER_FILE" ] && [ "$(cat "$OWNER_FILE")" = "$CLUSTER_DIR" ] || return 1
   local c
   for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
@@ -129,12 +140,22 @@ host_network() {
 
 write_configs() {
   mkdir -p "$CONF" "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/cni/ipam"
+  write_containerd_config
+  write_node_configs
+}
+
+# containerd 2.x, built from Go modules (build.sh) with its own runc shim: Debian's containerd
+# 1.6 shim drops a container's output that is still in flight 2 s after it exits (containerd
+# #12364). runc and the CNI plugins are Debian's. Config version 3, which 2.4 migrates as it
+# loads (its own version 4 moves [grpc] into a plugin's section).
+write_containerd_config() {
+  mkdir -p "$CONF"
   cat > "$CONF/containerd.toml" <<EOF
 # containerd of the Conveyor test cluster (written by scripts/cluster/up.sh)
-version = 2
+version = 3
 root = "$CLUSTER_DIR/containerd"
 state = "$RUN_ROOT/containerd"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.blockfile", "io.containerd.snapshotter.v1.erofs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]
 
 [grpc]
   address = "$CONTAINERD_SOCK"
@@ -148,27 +169,39 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [metrics]
   address = ""
 
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$PAUSE_IMAGE"
+[plugins.'io.containerd.grpc.v1.cri']
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
+
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "$PAUSE_IMAGE"
+
+[plugins.'io.containerd.cri.v1.runtime']
   enable_selinux = false
   # This machine denies lowering oom_score_adj (no CAP_SYS_RESOURCE): keep every container at
   # or above containerd's own score instead of failing to start pod sandboxes at -998.
   restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      # Our shim, never another containerd's that happens to be on PATH.
+      runtime_path = "$CONTAINERD_CACHE/bin/containerd-shim-runc-v2"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
         SystemdCgroup = false
         BinaryName = "$(command -v runc)"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$CNI_BIN_DIR"
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["$CNI_BIN_DIR"]
     conf_dir = "$CLUSTER_DIR/cni/net.d"
     max_conf_num = 1
 EOF
+}
+
+# The CNI, kubelet and kube-proxy configs. (kube-proxy exits when its file is rewritten: an
+# in-place update of the node leaves these alone.)
+write_node_configs() {
   # The bridge plugin attaches each pod to $BRIDGE (which already holds the node IP as the
   # gateway). Pods get routes only to the pod network (on-link) and the Service range.
   cat > "$CLUSTER_DIR/cni/net.d/10-conveyor.conflist" <<EOF
@@ -212,7 +245,7 @@ containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
 cgroupDriver: cgroupfs
 failCgroupV1: false
 failSwapOn: false
-# containerd 1.6.20 does not pin the sandbox image, so never collect images.
+# Images are imported, never pulled (no registry is reachable): never collect them.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:
@@ -364,10 +397,149 @@ dns_ready() {
   [ "$(kc -n kube-system get deployment coredns -o 'jsonpath={.status.readyReplicas}' 2>/dev/null)" = 1 ]
 }
 
-start_containerd() {
+# launch_containerd: starts containerd and waits for its socket (restart.sh uses it alone:
+# the images are still in containerd's root).
+launch_containerd() {
   mkdir -p "$RUN_ROOT"
-  start containerd containerd --config "$CONF/containerd.toml"
+  # Our binaries first on PATH, so whatever containerd runs by name (its shim) is ours.
+  start containerd env PATH="$CONTAINERD_CACHE/bin:$PATH" "$CONTAINERD_CACHE/bin/containerd" \
+    --config "$CONF/containerd.toml"
   wait_for "containerd's socket" 30 ctr --address "$CONTAINERD_SOCK" version || { started containerd; return 1; }
+}
+
+# The default StorageClass `local-path`: Rancher's local-path-provisioner (as kind ships it)
+# creates a directory under .cluster/local-path for each claim, with a helper pod of the
+# busybox test image, and removes it when the volume is released.
+write_storage_manifest() {
+  cat > "$CONF/local-path-storage.yaml" <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: local-path-storage}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+---
+# Its helper pods live in its own namespace only.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, create, patch, update, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: local-path-provisioner}
+subjects:
+- {kind: ServiceAccount, name: local-path-provisioner, namespace: local-path-storage}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "conveyor:local-path-provisioner"}
+rules:
+- apiGroups: [""]
+  resources: [nodes, persistentvolumeclaims, configmaps, pods, pods/log]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [persistentvolumes]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [storage.k8s.io]
+  resources: [storageclasses]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "conveyor:local-path-provisioner"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "conveyor:local-path-provisioner"}
+subjects:
+- {kind: ServiceAccount, name: local-path-provisioner, namespace: local-path-storage}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: local-path-config, namespace: local-path-storage}
+data:
+  config.json: |-
+    {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["$CLUSTER_DIR/local-path"]}]}
+  setup: |-
+    #!/bin/sh
+    set -eu
+    mkdir -m 0777 -p "\$VOL_DIR"
+  teardown: |-
+    #!/bin/sh
+    set -eu
+    rm -rf "\$VOL_DIR"
+  helperPod.yaml: |-
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: helper-pod}
+    spec:
+      priorityClassName: system-node-critical
+      tolerations:
+      - {key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}
+      containers:
+      - name: helper-pod
+        image: $HELLO_IMAGE
+        imagePullPolicy: Never
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: local-path-provisioner}}
+  template:
+    metadata: {labels: {app: local-path-provisioner}}
+    spec:
+      serviceAccountName: local-path-provisioner
+      priorityClassName: system-cluster-critical
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: local-path-provisioner
+        image: $LOCAL_PATH_IMAGE
+        imagePullPolicy: Never
+        command: [/local-path-provisioner, start, --config, /etc/config/config.json,
+                  --service-account-name, local-path-provisioner, --helper-image, $HELLO_IMAGE]
+        env:
+        - name: POD_NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+        - {name: CONFIG_MOUNT_PATH, value: /etc/config/}
+        resources:
+          requests: {cpu: 10m, memory: 20Mi}
+        volumeMounts:
+        - {name: config, mountPath: /etc/config/}
+      volumes:
+      - name: config
+        configMap: {name: local-path-config}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local-path
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: rancher.io/local-path
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Delete
+EOF
+}
+
+start_storage() {
+  mkdir -p "$CLUSTER_DIR/local-path"
+  write_storage_manifest
+  kc apply -f "$CONF/local-path-storage.yaml" >/dev/null
+}
+
+storage_ready() {
+  [ "$(kc -n local-path-storage get deployment local-path-provisioner -o 'jsonpath={.status.readyReplicas}' 2>/dev/null)" = 1 ]
+}
+
+start_containerd() {
+  launch_containerd
   import_images
 }
 
@@ -405,7 +577,7 @@ start_apiserver() {
     || { started kube-apiserver; return 1; }
 }
 
-start_node_and_controllers() {
+start_controller_manager() {
   local pki="$CLUSTER_DIR/pki"
   start kube-controller-manager "$(kube_bin kube-controller-manager)" \
     --kubeconfig="$CLUSTER_DIR/kube-controller-manager.kubeconfig" \
@@ -417,17 +589,33 @@ start_node_and_controllers() {
     --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --profiling=false --v=1
+}
+
+start_scheduler() {
   start kube-scheduler "$(kube_bin kube-scheduler)" \
     --kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
     --authentication-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
     --authorization-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --leader-elect=false --profiling=false --v=1
+}
+
+start_kubelet() {
   mkdir -p "$(kubelet_root)" "$CLUSTER_DIR/pod-logs"
   start kubelet "$(kube_bin kubelet)" \
     --config="$CONF/kubelet.yaml" --kubeconfig="$CLUSTER_DIR/kubelet.kubeconfig" \
     --root-dir="$(kubelet_root)" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" \
     --pod-infra-container-image="$PAUSE_IMAGE" --v=1
+}
+
+start_kube_proxy() {
   start kube-proxy "$(kube_bin kube-proxy)" --config="$CONF/kube-proxy.yaml" --v=1
+}
+
+start_node_and_controllers() {
+  start_controller_manager
+  start_scheduler
+  start_kubelet
+  start_kube_proxy
 }
 
 node_ready() {
@@ -449,7 +637,46 @@ wait_ready() {
     kc -n kube-system logs deployment/coredns --tail=20 >&2 || true
     return 1
   }
+  wait_for "the local-path provisioner to be ready" 90 storage_ready || {
+    kc -n local-path-storage describe pods >&2 || true
+    kc -n local-path-storage logs deployment/local-path-provisioner --tail=20 >&2 || true
+    return 1
+  }
   for c in "${COMPONENTS[@]}"; do started "$c"; done
+}
+
+# Replaces the node's containerd by the one built now, keeping the control plane (etcd's
+# state, certificates, kubeconfig) and every API object: the kubelet stops, every container
+# is stopped, containerd's state is cleared and the new one starts with the images imported
+# again (also Conveyor's last image.sh build); the kubelet then makes every pod's sandbox
+# anew. Pods of Deployments come back; a run pod caught running fails.
+swap_runtime() {
+  stop_component kubelet
+  stop_containers
+  remove_pod_netns
+  rm -rf "$CLUSTER_DIR/cni/ipam"
+  unmount_under "$RUN_ROOT/containerd"
+  unmount_under "$CLUSTER_DIR/containerd"
+  rm -rf "$RUN_ROOT/containerd" "$CLUSTER_DIR/containerd"
+  mkdir -p "$CLUSTER_DIR/cni/ipam"
+  write_containerd_config
+  start_containerd
+  local app
+  for app in "$IMAGE_CACHE"/conveyor*_*.tar; do
+    [ -f "$app" ] || continue
+    CONVEYOR_IMAGE=$(basename "$app" .tar | sed 's/_/:/') bash "$CLUSTER_SCRIPTS/image.sh" import || true
+  done
+  start_kubelet
+}
+
+# The cluster is up but behind these scripts (Debian's containerd from before, or no
+# StorageClass yet): brings the node up to date in place, without a restart of the control plane.
+update_in_place() {
+  phase build build_all
+  phase images build_images
+  node_current || phase containerd-swap swap_runtime
+  phase storage start_storage
+  phase wait-ready wait_ready
 }
 
 install_clients() {
@@ -463,6 +690,13 @@ up() {
   if cluster_healthy; then
     install_clients
     log "cluster is already running and healthy: export KUBECONFIG=$CLUSTER_DIR/kubeconfig"
+    return 0
+  fi
+  if control_plane_healthy; then
+    log "cluster is running; updating its node in place (containerd, StorageClass)"
+    update_in_place
+    install_clients
+    log "cluster is up: export KUBECONFIG=$CLUSTER_DIR/kubeconfig PATH=$CLUSTER_DIR/bin:\$PATH"
     return 0
   fi
   # Whatever is there is stale or half-started: clear it, and any other checkout's cluster.
@@ -493,6 +727,7 @@ up() {
   phase kube-apiserver start_apiserver
   phase node-and-controllers start_node_and_controllers
   phase dns start_dns
+  phase storage start_storage
   phase wait-ready wait_ready
   install_clients
   log "cluster is up: export KUBECONFIG=$CLUSTER_DIR/kubeconfig PATH=$CLUSTER_DIR/bin:\$PATH"

@@ -26,7 +26,9 @@ export async function logStreamRequest(
   if (!run) throw new NotFoundError(`run ${runid} not found`);
   // A run's lines come from its own driver, or from drivers that posted to it; any other
   // name is almost surely a typo that would otherwise stream nothing, silently.
-  if (driver !== undefined && driver !== run.driver && !deps.archive.query({ runid, driver }).length) {
+  // External drivers' runs also take a driver of their steps, or any while none is known yet.
+  const externalStep = run.steps.some((s) => s.event !== undefined && (s.driver === driver || !s.driver));
+  if (driver !== undefined && driver !== run.driver && !externalStep && !deps.archive.hasDriver(runid, driver)) {
     throw new NotFoundError(`run ${runid} has no logs from driver "${driver}" (its driver is "${run.driver}")`);
   }
   const since = typeof query.since === 'string' ? query.since : undefined;

@@ -8,7 +8,7 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const body = (schema: object) => ({ required: true, content: { 'application/json': { schema } } });
 const path = (name: string, description: string) => ({ name, in: 'path', required: true, schema: { type: 'string' }, description });
 const query = (name: string, description: string, schema: object = { type: 'string' }) => ({ name, in: 'query', required: false, schema, description });
-const errors = { 400: error, 404: error, 409: error, 413: error };
+const errors = { 400: error, 401: error, 403: error, 404: error, 409: error, 413: error, 415: error };
 
 const runid = path('runid', 'Run id (UUID)');
 const type = path('type', 'Resource type (a resource definition name)');
@@ -44,7 +44,15 @@ export const openApiDocument = {
         requestBody: body(ref('ResourceInput')),
         responses: { 200: json(ref('WriteResult')), ...errors },
       },
-      delete: { summary: 'Delete a resource and its versions', parameters: [type, name], responses: { 204: { description: 'Deleted' }, ...errors } },
+      delete: {
+        summary: 'Delete a resource and its versions',
+        parameters: [type, name],
+        responses: {
+          200: json({ type: 'object', properties: { message: { type: 'string' }, name: { type: 'string' }, runid: { type: 'string' } } }, 'Deleted; external drivers serving the type are told in the run named'),
+          204: { description: 'Deleted' },
+          ...errors,
+        },
+      },
     },
     '/resources/{type}/{name}/{version}': {
       get: {
@@ -83,6 +91,37 @@ export const openApiDocument = {
           properties: { event: { type: 'string' }, payload: { type: 'object' }, id: { type: 'string' }, run_id: { type: 'string' } },
         }),
         responses: { 200: json({ type: 'object', properties: { message: { type: 'string' } } }), ...errors },
+      },
+    },
+    '/drivers': {
+      get: {
+        summary: 'External drivers: their JetStream consumers on the messages stream',
+        responses: {
+          200: json({
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                name: { type: 'string' },
+                resources: { type: 'array', items: { type: 'string' } },
+                subjects: { type: 'array', items: { type: 'string' } },
+                connected: { type: 'boolean' },
+                pending: { type: 'integer' },
+                ackPending: { type: 'integer' },
+                redelivered: { type: 'integer' },
+                lastActive: { type: ['string', 'null'] },
+              },
+            },
+          }),
+          ...errors,
+        },
+      },
+    },
+    '/loki/api/v1/push': {
+      post: {
+        summary: "Loki's push API: older drivers' copy of each log line (archived once with its NATS copy)",
+        requestBody: body({ type: 'object', required: ['streams'], properties: { streams: { type: 'array', items: { type: 'object' } } } }),
+        responses: { 204: { description: 'Accepted' }, ...errors },
       },
     },
     '/drivers/streams/logs/{driver}/{runid}': {
@@ -183,7 +222,13 @@ export const openApiDocument = {
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'Prometheus text format' } } } },
     '/openapi.json': { get: { summary: 'This document', responses: { 200: json({ type: 'object' }) } } },
   },
+  // Kubernetes mode (and local mode with a token): `Authorization: Bearer <token>` on every
+  // route but /health and /ping; docs/security.md has the route → verb → resource table.
+  security: [{ bearer: [] }],
   components: {
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer', description: 'A Kubernetes token (TokenReview); websockets may send it as the subprotocol base64url.bearer.authorization.k8s.io.<token>' },
+    },
     schemas: {
       Error: { type: 'object', required: ['error'], properties: { error: { type: 'string' } } },
       PipelineSpec: pipelineSpecSchema,
@@ -208,7 +253,7 @@ export const openApiDocument = {
           resource: { type: 'string' },
           spec: { type: 'object' },
           pipeline: { type: 'string' },
-          metadata: { type: 'object', properties: { version: { type: 'integer' }, createdAt: { type: 'string' }, updatedAt: { type: 'string' } } },
+          metadata: { type: 'object', description: 'Every value a string, as upstream clients expect.', properties: { version: { type: 'string' }, createdAt: { type: 'string' }, updatedAt: { type: 'string' } } },
         },
       },
       DefinitionInput: {
@@ -249,6 +294,7 @@ export const openApiDocument = {
           reason: { type: 'string', nullable: true },
           message: { type: 'string', nullable: true },
           createdAt: { type: 'string' },
+          requestedBy: { type: 'string', nullable: true, description: 'Who started the run: the authenticated user (Kubernetes user name), or for kubectl apply the requester recorded at admission' },
           startedAt: { type: 'string', nullable: true },
           finishedAt: { type: 'string', nullable: true },
           steps: {

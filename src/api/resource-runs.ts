@@ -7,29 +7,23 @@ import {
   PIPELINE_TYPE,
   assertPipelineSpec,
   assertValid,
-  compileUserSchema,
+  driverSteps,
   newRun,
+  type DriverPipeline,
+  type ResourceEvent,
   type PipelineSpec,
-  type ResourceDefinition,
   type ResourceInput,
   type RunRecord,
-  type Validator,
 } from '../domain/index.ts';
 import type { ApiDeps } from './context.ts';
+import { SchemaValidators } from './schema-validators.ts';
 
-const validators = new Map<string, Validator>();
+// One per process: entries are keyed by definition name and schema content, so servers
+// sharing it (tests, benchmarks) still each get the validator of the schema they read.
+export const schemaValidators = new SchemaValidators();
 
-function validatorFor(def: ResourceDefinition): Validator {
-  const key = `${def.name}@${def.updatedAt}`;
-  let validate = validators.get(key);
-  if (!validate) {
-    validate = compileUserSchema(def.schema, `resource definition "${def.name}" schema`);
-    validators.set(key, validate);
-  }
-  return validate;
-}
-
-export async function validateResource(deps: ApiDeps, input: ResourceInput): Promise<void> {
+// Returns the driver pipeline the resource names, if any.
+export async function validateResource(deps: ApiDeps, input: ResourceInput): Promise<DriverPipeline | undefined> {
   const def = await deps.store.getDefinition(input.resource);
   if (!def) throw new NotFoundError(`resource type "${input.resource}" is not defined; POST /resource-definitions/ defines it`);
   if (def.name === PIPELINE_TYPE) {
@@ -38,19 +32,29 @@ export async function validateResource(deps: ApiDeps, input: ResourceInput): Pro
       throw new BadRequestError('Resource validation failed: spec.image is required: on Kubernetes the steps run in this image');
     }
   }
-  else assertValid(validatorFor(def), input.spec, 'spec', 'Resource validation failed: ');
+  else assertValid(schemaValidators.validatorFor(def), input.spec, 'spec', 'Resource validation failed: ');
   if (input.pipeline !== undefined) {
     const chain = await deps.store.getDriverPipeline(input.pipeline);
     if (!chain) throw new NotFoundError(`pipeline "${input.pipeline}" not found`);
     if (chain.resource !== input.resource) {
       throw new BadRequestError(`pipeline "${input.pipeline}" is for resources of type "${chain.resource}", not "${input.resource}"`);
     }
+    return chain;
   }
+  return undefined;
 }
 
-export function planRun(deps: ApiDeps, input: ResourceInput, version: number): RunRecord {
-  const stepNames = input.resource === PIPELINE_TYPE ? (input.spec as unknown as PipelineSpec).steps.map((s) => s.name) : [];
-  return newRun({
+export function planRun(
+  deps: ApiDeps,
+  input: ResourceInput,
+  version: number,
+  requestedBy: string | null = null,
+  event: ResourceEvent = version === 1 ? 'create' : 'update',
+  chain?: DriverPipeline,
+): RunRecord {
+  const builtIn = input.pipeline === undefined && deps.driverFor(input.resource) !== null;
+  const stepNames = builtIn && input.resource === PIPELINE_TYPE ? (input.spec as unknown as PipelineSpec).steps.map((s) => s.name) : [];
+  const run = newRun({
     runid: uuidv4(),
     resource: input.resource,
     name: input.name,
@@ -61,5 +65,9 @@ export function planRun(deps: ApiDeps, input: ResourceInput, version: number): R
     driver: input.pipeline === undefined ? deps.driverFor(input.resource) : null,
     stepNames,
     now: new Date().toISOString(),
+    requestedBy,
   });
+  // External drivers' runs carry one step per driver, with the event each is handed.
+  if (!builtIn) run.steps = driverSteps(event, chain?.steps ?? null, input.resource);
+  return run;
 }

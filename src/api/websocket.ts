@@ -16,9 +16,11 @@ interface FrameOptions {
   readOnly: boolean;
 }
 const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } };
-import { ConveyorError, jsonFrame, seedFrame, type FrameFormat, type LogLine } from '../domain/index.ts';
+import { ConveyorError, asUnavailable, jsonFrame, seedFrame, type FrameFormat, type LogLine } from '../domain/index.ts';
 import type { ApiDeps } from './context.ts';
+import { LogHubClosedError } from '../logs/index.ts';
 import { logStreamRequest, type LogStreamRequest } from './log-stream-request.ts';
+import { checkLogUpgrade, chooseProtocol } from './auth/upgrade.ts';
 
 const ROUTE = /^\/drivers\/streams\/logs\/([^/]+)\/([^/]+)\/?$/;
 
@@ -40,10 +42,11 @@ function frame(format: FrameFormat, line: LogLine): Buffer {
   return framed;
 }
 
-function refuse(socket: Duplex, status: number, error: string): void {
+function refuse(socket: Duplex, status: number, error: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ error });
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n${extra}` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
@@ -77,31 +80,72 @@ async function stream(deps: ApiDeps, ws: WebSocket, socket: Duplex, request: Log
     if (!abort.signal.aborted) ws.close(1000, 'run ended');
   } catch (err) {
     if (abort.signal.aborted) return;
+    if (err instanceof LogHubClosedError) {
+      // 1012 "service restart": the run goes on; the client resumes with ?since= later.
+      ws.close(1012, 'server restarting');
+      return;
+    }
     deps.logger.warn({ err, runid: request.run.runid }, 'websocket log stream failed');
     ws.close(1011, 'log stream failed');
   }
 }
 
+// The upgrade target's route parts. The target is whatever the client sent (any web page
+// can send one), so every way it can be malformed is an answer here, never an exception.
+type Target = { runid: string; driver: string; query: Record<string, string> } | { status: number; error: string };
+
+export function parseUpgradeTarget(raw: string | undefined): Target {
+  let url: URL;
+  try {
+    url = new URL(raw ?? '/', 'http://localhost');
+  } catch {
+    return { status: 400, error: `websocket target "${String(raw).slice(0, 200)}" is not a valid URL` };
+  }
+  const match = ROUTE.exec(url.pathname);
+  if (!match) return { status: 404, error: `no websocket route for ${url.pathname}` };
+  try {
+    return { driver: decodeURIComponent(match[1]!), runid: decodeURIComponent(match[2]!), query: Object.fromEntries(url.searchParams) };
+  } catch {
+    return { status: 400, error: `websocket target ${url.pathname} has a malformed percent-encoding` };
+  }
+}
+
 export function attachLogSockets(server: Server, deps: ApiDeps): WebSocketServer {
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, handleProtocols: chooseProtocol });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const match = ROUTE.exec(url.pathname);
-    if (!match) {
-      refuse(socket, 404, `no websocket route for ${url.pathname}`);
-      return;
+    // Node takes its own error listener off an upgraded socket, and ws adds one only in
+    // handleUpgrade: a client that resets while the run is looked up would otherwise be
+    // an unhandled 'error' event, which ends the process.
+    socket.on('error', () => socket.destroy());
+    try {
+      const target = parseUpgradeTarget(req.url);
+      if ('error' in target) {
+        refuse(socket, target.status, target.error);
+        return;
+      }
+      checkLogUpgrade(deps, req)
+        .then(() => logStreamRequest(deps, target.runid, target.driver, target.query))
+        .then((request) =>
+          wss.handleUpgrade(req, socket, head, (ws) => {
+            stream(deps, ws, socket, request).catch((err: unknown) => deps.logger.error({ err }, 'websocket log stream failed'));
+          }),
+        )
+        .catch((err: unknown) => upgradeFailed(deps, socket, err));
+    } catch (err) {
+      // Whatever else throws here is a bug of ours; it costs this client a 500, not the
+      // server its life.
+      upgradeFailed(deps, socket, err);
     }
-    const query = Object.fromEntries(url.searchParams);
-    logStreamRequest(deps, decodeURIComponent(match[2]!), decodeURIComponent(match[1]!), query).then(
-      (request) => wss.handleUpgrade(req, socket, head, (ws) => void stream(deps, ws, socket, request)),
-      (err: Error) => {
-        if (err instanceof ConveyorError) refuse(socket, err.status, err.message);
-        else {
-          deps.logger.error({ err }, 'websocket upgrade failed');
-          refuse(socket, 500, 'internal server error');
-        }
-      },
-    );
   });
   return wss;
+}
+
+function upgradeFailed(deps: ApiDeps, socket: Duplex, err: unknown): void {
+  const unavailable = asUnavailable(err as Error);
+  if (unavailable) refuse(socket, 503, unavailable.message, { 'Retry-After': String(unavailable.retryAfterSeconds) });
+  else if (err instanceof ConveyorError) refuse(socket, err.status, err.message, (err as { headers?: Record<string, string> }).headers);
+  else {
+    deps.logger.error({ err }, 'websocket upgrade failed');
+    refuse(socket, 500, 'internal server error');
+  }
 }

@@ -4,6 +4,7 @@
 import type { Command, CommanderError } from 'commander';
 import WebSocket from 'ws';
 import { colorEnabled, createStyle, type Style } from './output.ts';
+import { kubeconfigToken, staticToken, type TokenSource } from './credentials.ts';
 
 export class ApiError extends Error {
   readonly status: number;
@@ -44,6 +45,9 @@ export interface FollowOptions {
   // First reconnect delay, doubled per consecutive failure up to maxBackoffMs.
   backoffMs?: number;
   maxBackoffMs?: number;
+  // After the server said it is restarting (close 1012), how long to keep trying to reach
+  // its successor before counting failures again (default 60 s).
+  restartPatienceMs?: number;
   onReconnect?(info: { attempt: number; delayMs: number; since: number; reason: string }): void;
 }
 
@@ -132,12 +136,42 @@ export function normalizeServer(raw: string): URL {
   return url;
 }
 
+export interface ClientOptions {
+  // How many times a 503 (the server's backend, e.g. the Kubernetes API server, is down
+  // for a moment) is retried before it is reported (default 6).
+  unavailableRetries?: number;
+  // First retry delay when the server gives no Retry-After, doubled per retry; every delay
+  // is capped at maxRetryDelayMs (defaults 1 s and 10 s).
+  retryDelayMs?: number;
+  maxRetryDelayMs?: number;
+  // Told before each retry (the CLI says it on stderr).
+  onRetry?(info: { attempt: number; delayMs: number; status: number; error: string }): void;
+  sleep?(ms: number): Promise<void>;
+}
+
+// The wait a 503 asks for: its Retry-After in seconds, else the doubling backoff.
+export function retryDelay(retryAfter: string | null, attempt: number, options: ClientOptions): number {
+  const cap = options.maxRetryDelayMs ?? 10_000;
+  const seconds = retryAfter === null ? NaN : Number(retryAfter);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.min(cap, seconds * 1000);
+  return Math.min(cap, (options.retryDelayMs ?? 1000) * 2 ** (attempt - 1));
+}
+
 export class ConveyorClient {
   // The base URL without a trailing slash; paths are appended to it.
   readonly server: string;
+  readonly #token: TokenSource;
+  readonly options: ClientOptions;
 
-  constructor(server: string) {
+  constructor(server: string, options: ClientOptions = {}, token: TokenSource = staticToken(undefined)) {
     this.server = normalizeServer(server).href.replace(/\/$/, '');
+    this.#token = token;
+    this.options = options;
+  }
+
+  async #authHeaders(): Promise<Record<string, string>> {
+    const token = await this.#token();
+    return token ? { authorization: `Bearer ${token}` } : {};
   }
 
   url(path: string): string {
@@ -152,19 +186,29 @@ export class ConveyorClient {
 
   // Any status: for callers that treat some 4xx as an answer (409 on create).
   async send(method: string, path: string, body?: unknown): Promise<{ status: number; statusText: string; body: unknown }> {
-    const init: RequestInit = { method, headers: { accept: 'application/json' } };
+    const init: RequestInit = { method, headers: { accept: 'application/json', ...(await this.#authHeaders()) } };
     if (body !== undefined) {
       init.body = JSON.stringify(body);
       init.headers = { ...init.headers, 'content-type': 'application/json' };
     }
-    let res: Response;
-    try {
-      res = await fetch(this.url(path), init);
-    } catch (err) {
-      throw connectionError(this.server, err);
+    const retries = this.options.unavailableRetries ?? 6;
+    for (let attempt = 1; ; attempt++) {
+      let res: Response;
+      try {
+        res = await fetch(this.url(path), init);
+      } catch (err) {
+        throw connectionError(this.server, err);
+      }
+      const text = await res.text();
+      const answer = { status: res.status, statusText: res.statusText, body: parseBody(text) };
+      // 503 says the request was not done and may be tried again: the server's own backend
+      // is passing through an outage. Every request here is safe to repeat (a create that
+      // did happen answers 409 the second time, and submitResource then replaces).
+      if (res.status !== 503 || attempt > retries) return answer;
+      const delayMs = retryDelay(res.headers.get('retry-after'), attempt, this.options);
+      this.options.onRetry?.({ attempt, delayMs, status: res.status, error: errorMessage(res.status, res.statusText, answer.body) });
+      await (this.options.sleep ?? sleep)(delayMs);
     }
-    const text = await res.text();
-    return { status: res.status, statusText: res.statusText, body: parseBody(text) };
   }
 
   // 2xx → the parsed body; anything else → ApiError with the server's message.
@@ -207,11 +251,14 @@ export class ConveyorClient {
     const backoffMs = options.backoffMs ?? 250;
     const maxBackoffMs = options.maxBackoffMs ?? 5000;
     let lastSeq = options.since ?? 0;
+    const restartPatienceMs = options.restartPatienceMs ?? 60_000;
     let failures = 0;
     let reconnects = 0;
+    // Until then the server is restarting: refused connections are expected, not failures.
+    let restartingUntil = 0;
     for (;;) {
       let progressed = false;
-      const outcome = await this.#streamOnce(this.streamUrl(driver, runid, lastSeq), (line) => {
+      const outcome = await this.#streamOnce(this.streamUrl(driver, runid, lastSeq), await this.#authHeaders(), (line) => {
         if (line.seq <= lastSeq) return; // never twice, even if a server repeats itself
         lastSeq = line.seq;
         progressed = true;
@@ -225,7 +272,9 @@ export class ConveyorClient {
           : outcome.error
             ? (errorCode(outcome.error) ?? outcome.error.message)
             : `closed with code ${outcome.code}${outcome.reason ? ` (${outcome.reason})` : ''}`;
-      failures = progressed ? 1 : failures + 1;
+      if (outcome.kind === 'closed' && outcome.code === 1012) restartingUntil = Date.now() + restartPatienceMs;
+      const restarting = Date.now() < restartingUntil;
+      failures = progressed || restarting ? 1 : failures + 1;
       if (failures > retries) {
         if (outcome.kind === 'closed' && outcome.error && errorCode(outcome.error)) throw connectionError(this.server, outcome.error);
         throw new Error(`the log stream of run ${runid} broke (${reason}) and did not come back after ${retries} attempts`);
@@ -237,9 +286,9 @@ export class ConveyorClient {
     }
   }
 
-  #streamOnce(url: string, onLine: (line: LogFrame) => void): Promise<Outcome> {
+  #streamOnce(url: string, headers: Record<string, string>, onLine: (line: LogFrame) => void): Promise<Outcome> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10_000 });
+      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10_000, headers });
       let settled = false;
       let lastError: Error | undefined;
       const settle = (fn: () => void) => {
@@ -282,9 +331,15 @@ export class ConveyorClient {
 // Glue shared by the client commands.
 
 export function clientFor(command: Command): ConveyorClient {
-  const { server } = command.optsWithGlobals<{ server: string }>();
+  // The environment's token is read here, not as the option's default: help would print it.
+  const { server, kube, token = process.env.CONVEYOR_TOKEN } = command.optsWithGlobals<{ server: string; token?: string; kube?: boolean }>();
+  if (kube && command.optsWithGlobals<{ token?: string }>().token) return command.error('error: --kube and --token cannot be used together', { exitCode: 2, code: 'conveyor.badAuth' });
   try {
-    return new ConveyorClient(server);
+    return new ConveyorClient(
+      server,
+      { onRetry: ({ attempt, delayMs, error }) => process.stderr.write(`conveyor: ${error}; retrying in ${Math.round(delayMs / 100) / 10}s (attempt ${attempt})\n`) },
+      kube ? kubeconfigToken() : staticToken(token),
+    );
   } catch (err) {
     // A bad --server is a usage error: exit 2 like commander's own.
     return command.error(`error: ${(err as Error).message}`, { exitCode: 2, code: 'conveyor.badServer' });
@@ -329,7 +384,11 @@ export function terminal(): Terminal {
   }
   return {
     style: createStyle(colorEnabled(process.stdout.isTTY, process.env)),
-    print: (text) => void process.stdout.write(`${text}\n`),
-    note: (text) => void process.stderr.write(`${text}\n`),
+    print: (text) => {
+      process.stdout.write(`${text}\n`);
+    },
+    note: (text) => {
+      process.stderr.write(`${text}\n`);
+    },
   };
 }

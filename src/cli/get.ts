@@ -6,17 +6,20 @@ import { outputOption, type LogFormat } from './logs.ts';
 import {
   formatDefinition,
   formatDefinitionsTable,
+  formatDriversTable,
   formatResource,
   formatResourcesTable,
   formatRun,
   formatRunsTable,
   type DefinitionView,
+  type DriverView,
   type ResourceView,
   type RunView,
 } from './output.ts';
 
 const RUN_TYPES = new Set(['runs', 'run']);
 const DEFINITION_TYPES = new Set(['definitions', 'definition', 'resource-definitions', 'resource-definition']);
+const DRIVER_TYPES = new Set(['drivers', 'driver']);
 
 interface GetOptions {
   output: LogFormat;
@@ -59,6 +62,14 @@ async function getDefinitions(client: ConveyorClient, term: Terminal, name: stri
   term.print(formatDefinitionsTable(defs));
 }
 
+async function getDrivers(client: ConveyorClient, term: Terminal, name: string | undefined, opts: GetOptions): Promise<void> {
+  const all = await client.get<DriverView[]>('/drivers');
+  const drivers = name === undefined ? all : all.filter((d) => d.name === name);
+  if (opts.output === 'json') return term.print(JSON.stringify(name === undefined ? drivers : (drivers[0] ?? null), null, 2));
+  if (drivers.length === 0) return term.note(name === undefined ? 'No external drivers (the server needs --nats-url for them).' : `No driver named ${name}.`);
+  term.print(formatDriversTable(drivers));
+}
+
 async function getResources(client: ConveyorClient, term: Terminal, type: string, name: string | undefined, opts: GetOptions): Promise<void> {
   if (name !== undefined) {
     const resource = await client.get<ResourceView>(`/resources/${seg(type)}/${seg(name)}`);
@@ -76,7 +87,7 @@ async function getResources(client: ConveyorClient, term: Terminal, type: string
 export function registerGet(program: Command): void {
   program
     .command('get')
-    .description('show resources of a type, runs (TYPE "runs") or resource definitions (TYPE "definitions")')
+    .description('show resources of a type, runs (TYPE "runs"), resource definitions (TYPE "definitions") or external drivers (TYPE "drivers")')
     .argument('<type>', 'a resource type such as pipeline, or runs, or definitions')
     .argument('[name]', 'one resource, run id or definition by name')
     .addOption(outputOption())
@@ -87,6 +98,7 @@ export function registerGet(program: Command): void {
       const term = terminal();
       if (RUN_TYPES.has(type)) await getRuns(client, term, name, opts);
       else if (DEFINITION_TYPES.has(type)) await getDefinitions(client, term, name, opts);
+      else if (DRIVER_TYPES.has(type)) await getDrivers(client, term, name, opts);
       else await getResources(client, term, type, name, opts);
     });
 }

@@ -154,7 +154,7 @@ export interface ResourceView {
   resource: string;
   spec: Record<string, unknown>;
   pipeline?: string;
-  metadata?: { version?: number; createdAt?: string; updatedAt?: string };
+  metadata?: { version?: string | number; createdAt?: string; updatedAt?: string };
 }
 
 export interface DefinitionView {
@@ -270,4 +270,21 @@ export function formatSubmitResult(result: { action: 'created' | 'replaced'; res
   return result.action === 'created'
     ? `Created ${what} (version ${result.version}), run ${result.runid}`
     : `Replaced ${what}, which already existed (now version ${result.version}); started run ${result.runid}`;
+}
+
+export interface DriverView {
+  name: string;
+  resources: string[];
+  connected: boolean;
+  pending: number;
+  ackPending: number;
+  lastActive: string | null;
+}
+
+// External drivers, from their JetStream consumers (GET /drivers).
+export function formatDriversTable(drivers: DriverView[]): string {
+  return formatTable(
+    ['NAME', 'RESOURCES', 'CONNECTED', 'PENDING', 'IN HAND', 'LAST ACTIVE'],
+    drivers.map((d) => [d.name, d.resources.join(','), d.connected ? 'yes' : 'no', d.pending, d.ackPending, formatTime(d.lastActive)]),
+  );
 }

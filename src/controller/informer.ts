@@ -12,6 +12,7 @@
 // also those made while the informer was down, and never the same version twice.
 import * as k8s from '@kubernetes/client-node';
 import { realClock, type Clock, type TimerHandle } from './clock.ts';
+import { background } from '../observability/background.ts';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 
@@ -282,7 +283,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     this.#lastError = err;
     const inner = this.#inner;
     this.#inner = undefined;
-    void inner?.stop().catch(() => {});
+    if (inner) background(`informer-${this.name}-stop`, inner.stop());
     if (this.#clock.now() - this.#attemptStartedAt >= this.#backoff.resetAfterMs) this.#failures = 0;
     const delay = restartDelay(this.#failures, this.#backoff);
     this.#failures++;

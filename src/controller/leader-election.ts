@@ -14,6 +14,7 @@
 // the Lease (no holder, duration 1 s) so a successor takes over at its next retry.
 import * as k8s from '@kubernetes/client-node';
 import { realClock, sleep, type Clock, type TimerHandle } from './clock.ts';
+import { background } from '../observability/background.ts';
 
 export interface LeaderElectorOptions {
   kubeConfig: k8s.KubeConfig;
@@ -167,7 +168,7 @@ export class LeaderElector {
     const left = this.#lastRenewAt + this.#renewDeadlineMs - this.#clock.now();
     this.#deadline = this.#clock.setTimeout(() => {
       this.#deadline = undefined;
-      if (this.#term && this.#clock.now() - this.#lastRenewAt >= this.#renewDeadlineMs) void this.#endTerm(false);
+      if (this.#term && this.#clock.now() - this.#lastRenewAt >= this.#renewDeadlineMs) background('leader-election-end-term', this.#endTerm(false));
     }, Math.max(0, left));
   }
 

@@ -4,6 +4,7 @@ import { COMMAND_RUNNER, ConflictError, NotFoundError, Reasons, isTerminal, skip
 import type { LocalCommandRunner, StopReason } from '../drivers/command-runner/local/index.ts';
 import type { LogHub } from '../logs/index.ts';
 import type { Store } from '../store/index.ts';
+import { reportBackgroundError } from '../observability/background.ts';
 
 export interface LocalSchedulerOptions {
   store: Store;
@@ -38,7 +39,8 @@ export class LocalScheduler {
   async start(): Promise<void> {
     await this.recoverInterrupted();
     this.unsubscribe = this.options.store.onRunChange((run) => {
-      if (run.phase === 'Pending') this.kick();
+      // Runs of other drivers (or of none) can never start here: no pass for them.
+      if (run.phase === 'Pending' && run.driver === COMMAND_RUNNER) this.kick();
     });
     this.kick();
   }
@@ -47,8 +49,11 @@ export class LocalScheduler {
   // it ends Failed/Interrupted, and its log ends, so followers are never left waiting.
   private async recoverInterrupted(): Promise<void> {
     const { store, hub } = this.options;
+    await this.options.runner.sweepLeftovers();
     for (const run of await store.runsInPhase('Running')) {
-      this.options.runner.stopOrphans(run.runid);
+      // Runs of external drivers go on without this server: the bus picks them up again.
+      if (run.driver !== COMMAND_RUNNER) continue;
+      await this.options.runner.stopOrphans(run.runid);
       const now = new Date().toISOString();
       hub.append(run.runid, {
         driver: run.driver,
@@ -77,13 +82,22 @@ export class LocalScheduler {
       return;
     }
     this.passRunning = true;
-    void this.pass().finally(() => {
-      this.passRunning = false;
-      if (this.passAgain) {
-        this.passAgain = false;
-        this.kick();
-      }
-    });
+    this.pass()
+      .catch((err: unknown) => {
+        // A pass that failed (the store, say) is tried again shortly: Pending runs must not
+        // wait for the next unrelated kick.
+        reportBackgroundError('local-scheduler-pass', err);
+        this.passAgain = true;
+        return new Promise((resolve) => setTimeout(resolve, 1000).unref());
+      })
+      .finally(() => {
+        this.passRunning = false;
+        if (this.passAgain) {
+          this.passAgain = false;
+          this.kick();
+        }
+      })
+      .catch((err: unknown) => reportBackgroundError('local-scheduler-pass', err));
   }
 
   private async pass(): Promise<void> {
@@ -109,7 +123,7 @@ export class LocalScheduler {
     active.done = this.options.runner
       .execute(run, abort.signal)
       .then((finished) => this.options.onRunFinished?.(finished))
-      .catch(() => undefined)
+      .catch((err: unknown) => reportBackgroundError('local-run', err))
       .finally(() => {
         if (active.timeout) clearTimeout(active.timeout);
         this.active.delete(run.runid);

@@ -13,6 +13,7 @@
 // - `shutDown` stops accepting work, cancels timers and resolves when in-flight work ends.
 // Every timer comes from an injectable `Clock`; metrics are optional callbacks.
 import { realClock, type Clock, type TimerHandle } from './clock.ts';
+import { background } from '../observability/background.ts';
 
 export interface ReconcileResult {
   /** Reconcile this key again after this many milliseconds (polling); ignored unless > 0. */
@@ -224,7 +225,7 @@ export class WorkQueue {
     if (this.#shuttingDown) return stop;
     const schedule = () => {
       if (entry.stopped || this.#shuttingDown) return;
-      entry.timer = this.#clock.setTimeout(() => void tick(), intervalMs);
+      entry.timer = this.#clock.setTimeout(() => background('queue-resync', tick), intervalMs);
     };
     const tick = async () => {
       entry.timer = undefined;

@@ -32,3 +32,13 @@ export class PayloadTooLargeError extends ConveyorError {
     super(413, message);
   }
 }
+
+// A dependency the request needs (the Kubernetes API server) is down or not ready: the
+// request may well succeed later, so clients get 503 with Retry-After, not a 500.
+export class ServiceUnavailableError extends ConveyorError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds = 5) {
+    super(503, message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}

@@ -6,3 +6,4 @@ export * from './pipeline-spec.ts';
 export * from './resources.ts';
 export * from './run.ts';
 export * from './log.ts';
+export * from './unavailable.ts';

@@ -2,7 +2,24 @@
 // `format=json` opts into the full line.
 export type LogStream = 'stdout' | 'stderr' | 'system';
 
+// An output line longer than the limit (default 1 MiB, `--max-line-bytes`) is stored as
+// parts; every part but the last ends with LINE_CONTINUES, so that readers can tell a cut
+// from a real line end and join the parts back (README: "Long lines").
+export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
+export const LINE_CONTINUES = ' [line continues]';
+
+// What a line Conveyor writes itself stands for, as data, so that no decision about a run
+// (where its log collection resumes, whether its end was written) has to parse messages:
+// `attempt` opens a retry's lines, `start` and `end` frame a step's output (the line's
+// step), `stop` is the last line of a run stopped from outside.
+export interface LogMark {
+  attempt: number;
+  event: 'attempt' | 'start' | 'end' | 'stop';
+}
+
 export interface LogEntry {
+  // Set on Conveyor's own framing lines only; kept in the archive beside the line.
+  mark?: LogMark;
   driver: string;
   pipeline: string | null;
   step: string | null;
@@ -60,13 +77,6 @@ export const RunStopMessages: Readonly<Record<'Cancelled' | 'Interrupted' | 'Dea
   Interrupted: 'Run interrupted: the server shut down before the run finished',
   DeadlineExceeded: 'Run timed out',
 };
-
-/** The attempt a `StepMessages.retrying` line opens, else undefined. */
-export function retryAttemptOf(line: Pick<LogLine, 'step' | 'stream' | 'message'>): number | undefined {
-  if (line.step !== null || line.stream !== 'system') return undefined;
-  const attempt = line.message.startsWith(RETRY_PREFIX) ? line.message.slice(RETRY_PREFIX.length) : '';
-  return /^\d+$/.test(attempt) ? Number(attempt) : undefined;
-}
 
 // Date.now() has millisecond precision; a per-process counter keeps stamps strictly
 // increasing so that two lines of one millisecond still sort in arrival order.

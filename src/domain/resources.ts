@@ -55,12 +55,16 @@ export interface BroadcastMessage {
 
 const nameField = { type: 'string', minLength: 1 } as const;
 
+// Upstream's clients send their whole `types.Resource`: `"id": ""`, `"metadata": null` and,
+// for a resource outside any driver pipeline, `"pipeline": ""`. The server owns all three, so
+// they are accepted and ignored; an empty pipeline means none.
 const resourceFields = {
+  id: { type: 'string' },
   name: nameField,
   resource: nameField,
   spec: { type: 'object' },
-  pipeline: nameField,
-  metadata: { type: 'object' },
+  pipeline: { type: 'string' },
+  metadata: { anyOf: [{ type: 'object' }, { type: 'null' }] },
 } as const;
 
 // A create names everything; a replace takes its type and name from the path.
@@ -74,7 +78,7 @@ const definitionBody = compileBuiltIn({
   properties: {
     id: { type: 'string' },
     name: nameField,
-    version: { type: 'string', minLength: 1 },
+    version: { type: 'string' },
     description: { type: 'string' },
     schema: { type: 'object' },
   },
@@ -120,13 +124,19 @@ export interface ResourceInput {
   pipeline?: string;
 }
 
+function pipelineField(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  assertName('pipeline', value);
+  return value;
+}
+
 export function parseResourceInput(body: unknown): ResourceInput {
   assertValid(resourceBody, body, '');
   const input = body as ResourceInput;
   assertName('name', input.name);
   assertName('resource', input.resource);
-  if (input.pipeline !== undefined) assertName('pipeline', input.pipeline);
-  return { name: input.name, resource: input.resource, spec: input.spec, pipeline: input.pipeline };
+  const pipeline = pipelineField(input.pipeline);
+  return pipeline === undefined ? { name: input.name, resource: input.resource, spec: input.spec } : { name: input.name, resource: input.resource, spec: input.spec, pipeline };
 }
 
 // PUT names the resource in the path; a body that also names it must agree, so a
@@ -140,8 +150,8 @@ export function parseResourceReplacement(body: unknown, type: string, name: stri
   if (input.resource !== undefined && input.resource !== type) {
     throw new BadRequestMismatch('resource', input.resource, type);
   }
-  if (input.pipeline !== undefined) assertName('pipeline', input.pipeline);
-  return { name, resource: type, spec: input.spec, pipeline: input.pipeline };
+  const pipeline = pipelineField(input.pipeline);
+  return pipeline === undefined ? { name, resource: type, spec: input.spec } : { name, resource: type, spec: input.spec, pipeline };
 }
 
 class BadRequestMismatch extends BadRequestError {
@@ -162,7 +172,25 @@ export function parseDefinitionInput(body: unknown, pathName?: string): Definiti
   const input = body as Partial<DefinitionInput> & { name: string; schema: JsonObject };
   if (pathName !== undefined && input.name !== pathName) throw new BadRequestMismatch('name', input.name, pathName);
   assertName('name', input.name);
-  return { name: input.name, version: input.version ?? '1.0.0', description: input.description ?? '', schema: input.schema };
+  return { name: input.name, version: input.version || '1.0.0', description: input.description ?? '', schema: input.schema };
+}
+
+// What the API answers for a resource: upstream's `types.Resource` has `metadata` as a map
+// of strings, so its clients cannot decode a number there: every metadata value is a string.
+export interface PresentedResource {
+  name: string;
+  resource: string;
+  spec: JsonObject;
+  pipeline?: string;
+  metadata: Record<string, string>;
+}
+
+export function presentResource(resource: Resource): PresentedResource {
+  const { metadata } = resource;
+  return {
+    ...resource,
+    metadata: { version: String(metadata.version), createdAt: metadata.createdAt, updatedAt: metadata.updatedAt },
+  };
 }
 
 export interface DriverPipelineInput {

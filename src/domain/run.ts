@@ -15,6 +15,23 @@ export interface StepStatus {
   exitCode: number | null;
   startedAt: string | null;
   finishedAt: string | null;
+  // Steps of runs served by external drivers (one per driver of a driver pipeline, or one
+  // for the driver serving the type): who runs it, which event it was handed, when the
+  // event was published, and the result the driver reported.
+  driver?: string;
+  event?: ResourceEvent;
+  dispatchedAt?: string;
+  // The event's sequence in the `messages` stream: a driver's ack of it shows in its consumer.
+  eventSeq?: number;
+  result?: DriverResult;
+}
+
+export type ResourceEvent = 'create' | 'update' | 'delete';
+
+export interface DriverResult {
+  success: boolean;
+  message: string;
+  data: unknown;
 }
 
 export interface Run {
@@ -30,6 +47,9 @@ export interface Run {
   startedAt: string | null;
   finishedAt: string | null;
   steps: StepStatus[];
+  // Who started the run: the authenticated user of the HTTP request, or for a Pipeline
+  // applied with kubectl the requester recorded at admission; null when not known.
+  requestedBy: string | null;
 }
 
 // Reasons are CamelCase codes a program can match on; `message` carries the prose.
@@ -43,6 +63,7 @@ export const Reasons = {
   Interrupted: 'Interrupted',
   DeadlineExceeded: 'DeadlineExceeded',
   StartFailed: 'StartFailed',
+  DriverFailed: 'DriverFailed',
 } as const;
 
 // Pending may end without ever being seen Running: on Kubernetes a quick pod can finish
@@ -67,6 +88,13 @@ export function assertTransition(run: Pick<Run, 'runid' | 'phase'>, to: RunPhase
   if (!canTransition(run.phase, to)) {
     throw new ConflictError(`run ${run.runid} is ${run.phase} and cannot become ${to}`);
   }
+}
+
+// The steps of a run served by external drivers: one per driver in a chain, or, with no
+// chain, one for whichever driver serves the type (named after the type until one starts).
+export function driverSteps(event: ResourceEvent, chain: { name: string; driver: string }[] | null, type: string): StepStatus[] {
+  const steps = chain ?? [{ name: type, driver: '' }];
+  return steps.map((s) => ({ name: s.name, phase: 'Pending', exitCode: null, startedAt: null, finishedAt: null, driver: s.driver, event }));
 }
 
 export function pendingSteps(names: string[]): StepStatus[] {
@@ -102,6 +130,7 @@ export interface NewRunInput {
   driver: string | null;
   stepNames: string[];
   now: string;
+  requestedBy?: string | null;
 }
 
 export function newRun(input: NewRunInput): RunRecord {
@@ -123,12 +152,21 @@ export function newRun(input: NewRunInput): RunRecord {
     steps: pendingSteps(input.stepNames),
     spec: input.spec,
     pipeline: input.pipeline,
+    requestedBy: input.requestedBy ?? null,
   };
 }
 
+// Every public field, checked by the compiler: a field added to Run must be listed here.
+const PUBLIC_RUN_FIELDS = Object.keys({
+  runid: true, resource: true, name: true, version: true, driver: true, phase: true, reason: true, message: true,
+  createdAt: true, startedAt: true, finishedAt: true, steps: true, requestedBy: true,
+} satisfies Record<keyof Run, true>) as (keyof Run)[];
+
+// Field by field: a rest spread would also read `spec`, which a store may parse lazily.
 export function toPublicRun(run: RunRecord): Run {
-  const { spec: _spec, pipeline: _pipeline, ...rest } = run;
-  return rest;
+  const out: Record<string, unknown> = {};
+  for (const field of PUBLIC_RUN_FIELDS) if (run[field] !== undefined) out[field] = run[field];
+  return out as unknown as Run;
 }
 
 // A run id that any actor computes alike from the same seed (e.g. a Pipeline's uid and

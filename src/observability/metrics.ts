@@ -15,6 +15,7 @@ export class Metrics {
   readonly httpInFlight: Gauge;
   readonly runDuration: Histogram<'phase'>;
   readonly logStreamsOpened: Counter;
+  readonly backgroundErrors: Counter<'task'>;
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
@@ -43,6 +44,12 @@ export class Metrics {
     this.logStreamsOpened = new Counter({
       name: 'conveyor_log_streams_opened_total',
       help: 'Container log streams opened to the Kubernetes API server (one per step container unless a stream broke and resumed).',
+      registers,
+    });
+    this.backgroundErrors = new Counter({
+      name: 'conveyor_background_errors_total',
+      help: 'Failures of background work (listeners, timers, log streams, clean-ups), by task; each is also logged once.',
+      labelNames: ['task'],
       registers,
     });
     new Gauge({

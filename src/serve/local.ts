@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { LocalScheduler } from '../controller/index.ts';
 import { COMMAND_RUNNER, PIPELINE_TYPE, isTerminal } from '../domain/index.ts';
-import { LocalCommandRunner } from '../drivers/command-runner/local/index.ts';
+import { LocalCommandRunner, openContainment } from '../drivers/command-runner/local/index.ts';
 import { LogArchive, LogHub } from '../logs/index.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { EmbeddedStore, openDatabase } from '../store/embedded/index.ts';
@@ -13,12 +13,22 @@ export function localEngine(config: Config): Engine {
   const db = openDatabase(config.dataDir);
   const store = new EmbeddedStore(db);
   const archive = new LogArchive(db);
-  const hub = new LogHub(archive, async (runid) => {
-    const run = await store.getRun(runid);
-    return run === undefined || isTerminal(run.phase);
-  });
+  const hub = new LogHub(
+    archive,
+    async (runid) => {
+      const run = await store.getRun(runid);
+      return run === undefined || isTerminal(run.phase);
+    },
+  );
   const metrics = new Metrics({ runsByPhase: () => store.countRunsByPhase(), logFollowers: () => hub.followerCount });
-  const runner = new LocalCommandRunner({ store, hub, workspaceRoot: join(config.dataDir, 'workspaces') });
+  const containment = openContainment({ dataDir: config.dataDir, freezerRoot: config.freezerRoot });
+  const runner = new LocalCommandRunner({
+    store,
+    hub,
+    workspaceRoot: join(config.dataDir, 'workspaces'),
+    containment,
+    maxLineBytes: config.maxLineBytes,
+  });
   const scheduler = new LocalScheduler({
     store,
     hub,
@@ -36,10 +46,11 @@ export function localEngine(config: Config): Engine {
     driverFor: (type) => (type === PIPELINE_TYPE ? COMMAND_RUNNER : null),
     requiresImage: false,
     banner: 'local mode: steps run as local processes and step images are not used',
-    details: { dataDir: config.dataDir, concurrency: config.concurrency },
+    details: { dataDir: config.dataDir, concurrency: config.concurrency, stepContainment: containment.kind },
     start: () => scheduler.start(),
     async stop(graceMs) {
       await scheduler.drain(graceMs);
+      await containment.close();
       hub.close();
       await store.close();
     },

@@ -46,7 +46,9 @@ export interface Store {
   replaceResource(input: ResourceInput, run: (version: number) => RunRecord): Promise<{ resource: Resource; run: RunRecord }>;
   getResource(type: string, name: string, version?: number): Promise<Resource | undefined>;
   listResources(type: string): Promise<Resource[]>;
-  deleteResource(type: string, name: string): Promise<void>;
+  // `run`, when given, is the run the deletion starts (external drivers are told), written
+  // with the deletion.
+  deleteResource(type: string, name: string, run?: RunRecord): Promise<void>;
 
   getRun(runid: string): Promise<RunRecord | undefined>;
   listRuns(filter: RunFilter): Promise<RunPage>;

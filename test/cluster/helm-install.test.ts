@@ -1,8 +1,11 @@
 // The packaging, installed for real (issue 6): `helm lint --strict`, the committed install
 // bundle is what the chart renders, the chart installed from the image the Dockerfile makes
-// into a fresh namespace (ready, hardened pod, `helm test`), and the seed tutorial from
-// outside the cluster through the chart's Service; then the same with `kubectl apply -f
-// manifests/install.yaml`, whose log archive is on a PersistentVolumeClaim.
+// into a fresh namespace with its default values (ready, hardened pod, `helm test`), the seed
+// tutorial from outside the cluster through the chart's Service, the log archive surviving
+// the server pod's deletion on its volume (a claim of the default StorageClass), and `helm
+// uninstall` leaving no run pod held by the log finalizer (issue 10, points 14 and 15); then
+// the same with `kubectl apply -f manifests/install.yaml`, whose log archive is on a
+// PersistentVolumeClaim.
 import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,15 +17,18 @@ import {
   diagnostics,
   ensureImage,
   helm,
+  http,
   helmBin,
   imageValues,
   isHarnessCluster,
   kubectl,
   kubectlBin,
   reachService,
+  roleHeaders,
   run,
   seedOverHttp,
   serverPod,
+  userRoleValues,
   waitForDeployment,
   websocketFrames,
   type Endpoint,
@@ -61,8 +67,13 @@ describe('packaging: helm install of the chart, for real', function () {
   let image: Image;
   let ns: string;
   let endpoint: Endpoint | undefined;
+  let seed: { runid: string; messages: string[] } | undefined;
+  // A ServiceAccount granted <prefix>-edit: auth is on.
+  let auth: Record<string, string> = {};
+  let uninstalled = false;
   const release = 'ci';
   const fullname = 'ci-conveyor';
+  const imageOfTests = 'jimjuniorb/hello-node:1.2.3';
 
   before(async function () {
     this.timeout(1_200_000);
@@ -83,19 +94,27 @@ describe('packaging: helm install of the chart, for real', function () {
     this.timeout(180_000);
     endpoint?.stop();
     if (ns) {
-      await run(helmBin(), ['uninstall', release, '-n', ns, '--wait', '--timeout', '60s']);
+      if (!uninstalled) await run(helmBin(), ['uninstall', release, '-n', ns, '--wait', '--timeout', '60s']);
       await deleteNamespaceAndWait(kc, ns);
     }
   });
 
   it('installs into a fresh namespace from the image built from the Dockerfile and becomes ready', async () => {
     const started = Date.now();
-    await helm(['install', release, chartDir, '-n', ns, ...imageValues(image), '--set', 'persistence.enabled=false', '--wait', '--timeout', '180s'], { timeoutMs: 200_000 });
+    // The chart's defaults, as the README gives the command: the log archive on a claim of
+    // the default StorageClass (on the test cluster, local-path-provisioner's).
+    await helm(['install', release, chartDir, '-n', ns, ...imageValues(image), ...userRoleValues(ns), '--wait', '--timeout', '180s'], { timeoutMs: 200_000 });
     await waitForDeployment(kc, ns, fullname);
     console.log(`      (installed and ready in ${Math.round((Date.now() - started) / 1000)} s)`);
+    const claim = await core.readNamespacedPersistentVolumeClaim({ name: `${fullname}-data`, namespace: ns });
+    expect(claim.status?.phase).to.equal('Bound');
+    if (isHarnessCluster()) expect(claim.spec?.storageClassName).to.equal('local-path');
     const notes = await helm(['get', 'notes', release, '-n', ns]);
     expect(notes).to.include(`kubectl -n ${ns} port-forward svc/${fullname}`);
     expect(notes).to.include('/drivers/streams/logs/command-runner/<runid>');
+    // How to get a token: a ServiceAccount, a RoleBinding to <prefix>-edit, kubectl create token.
+    expect(notes).to.include(`kubectl -n ${ns} create token conveyor-user`);
+    expect(notes).to.include(`--clusterrole=${ns}-edit`);
   });
 
   it('runs the server non-root, on a read-only root file system, with the namespace from the downward API', async () => {
@@ -132,7 +151,9 @@ describe('packaging: helm install of the chart, for real', function () {
   it('serves the seed tutorial from outside the cluster through the Service: POST, then log frames on the websocket', async () => {
     endpoint = await reachService(kc, ns, fullname);
     console.log(`      (through ${endpoint.via})`);
-    const { runid } = await seedOverHttp(endpoint.url, endpoint.wsUrl);
+    auth = await roleHeaders(kc, ns, ns, 'edit');
+    const { runid, messages } = await seedOverHttp(endpoint.url, endpoint.wsUrl, auth);
+    seed = { runid, messages };
     // The run really was a Job in the release namespace.
     const batch = kc.makeApiClient(k8s.BatchV1Api);
     const jobs = await batch.listNamespacedJob({ namespace: ns, labelSelector: `conveyor.ci/run-id=${runid}` });
@@ -144,6 +165,58 @@ describe('packaging: helm install of the chart, for real', function () {
     expect(log).to.match(/controller caches synced/);
     const forbidden = log.split('\n').filter((line) => /forbidden|\b403\b/i.test(line));
     expect(forbidden, forbidden.join('\n')).to.deep.equal([]);
+  });
+
+  it('keeps the log archive on its volume: the server pod deleted, the new one serves every line', async () => {
+    expect(seed, 'the seed run of the test before').to.not.equal(undefined);
+    endpoint?.stop();
+    endpoint = undefined;
+    const before = await serverPod(kc, ns);
+    await core.deleteNamespacedPod({ name: before.metadata!.name!, namespace: ns });
+    await waitFor('a new server pod', 120_000, async () => {
+      const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/component=server' });
+      return pods.items.some((p) => p.metadata?.uid !== before.metadata?.uid && p.status?.phase === 'Running') ? true : undefined;
+    });
+    await waitForDeployment(kc, ns, fullname);
+    endpoint = await reachService(kc, ns, fullname);
+    const replay = await websocketFrames(`${endpoint.wsUrl}/drivers/streams/logs/command-runner/${seed!.runid}`, auth);
+    expect(replay.closeCode).to.equal(1000);
+    expect(replay.frames.map((f) => (JSON.parse(f) as string[])[1])).to.deep.equal(seed!.messages);
+    const archived = await http('GET', `${endpoint.url}/logs?runid=${seed!.runid}`, undefined, auth);
+    expect(archived.status).to.equal(200);
+    expect((archived.body as { message: string }[]).map((l) => l.message)).to.deep.equal(seed!.messages);
+  });
+
+  it('helm uninstall releases the run pods left behind (post-delete hook); the namespace then goes away by itself', async () => {
+    // A run under way: its pod holds the log finalizer, and no server will be left to archive it.
+    const posted = await http('POST', `${endpoint!.url}/resources/`, { name: 'left-behind', resource: 'pipeline', spec: { image: imageOfTests, steps: [{ name: 'wait', command: 'sleep 600' }] } }, auth);
+    expect(posted.status, posted.text).to.equal(201);
+    const runid = posted.body.runid as string;
+    const pod = await waitFor('the run pod running', 90_000, async () => {
+      const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: `conveyor.ci/run-id=${runid}` });
+      return pods.items.find((p) => p.status?.phase === 'Running');
+    });
+    expect(pod.metadata?.finalizers).to.include('conveyor.ci/logs');
+    endpoint?.stop();
+    endpoint = undefined;
+    await helm(['uninstall', release, '-n', ns, '--wait', '--timeout', '120s'], { timeoutMs: 150_000 });
+    uninstalled = true;
+    const after = await core.readNamespacedPod({ name: pod.metadata!.name!, namespace: ns });
+    expect(after.metadata?.finalizers ?? []).to.not.include('conveyor.ci/logs');
+    // The hook cleaned up after itself (hook-succeeded): no Job, account or Role is left.
+    const jobs = await kc.makeApiClient(k8s.BatchV1Api).listNamespacedJob({ namespace: ns, labelSelector: 'app.kubernetes.io/component=cleanup' });
+    expect(jobs.items.filter((j) => !j.metadata?.deletionTimestamp)).to.deep.equal([]);
+    // Nothing holds the namespace now: deleting it needs no help.
+    await core.deleteNamespace({ name: ns });
+    await waitFor(`namespace ${ns} gone`, 90_000, async () => {
+      try {
+        await core.readNamespace({ name: ns });
+        return undefined;
+      } catch (err) {
+        if (isApiError(err, 404)) return true;
+        throw err;
+      }
+    });
   });
 });
 
@@ -254,7 +327,9 @@ describe('packaging: kubectl apply -f manifests/install.yaml, for real', functio
   it('serves the seed tutorial from outside the cluster through the Service, and keeps the log archive on the claim', async () => {
     endpoint = await reachService(kc, ns, 'conveyor');
     console.log(`      (through ${endpoint.via})`);
-    const { runid, messages } = await seedOverHttp(endpoint.url, endpoint.wsUrl);
+    // The bundle's user roles have the default prefix: conveyor-edit.
+    const auth = await roleHeaders(kc, ns, 'conveyor', 'edit');
+    const { runid, messages } = await seedOverHttp(endpoint.url, endpoint.wsUrl, auth);
     // The archive is on the volume: a new server pod (Recreate) still serves every line.
     endpoint.stop();
     endpoint = undefined;
@@ -266,7 +341,7 @@ describe('packaging: kubectl apply -f manifests/install.yaml, for real', functio
     });
     await waitForDeployment(kc, ns, 'conveyor');
     endpoint = await reachService(kc, ns, 'conveyor');
-    const replay = await websocketFrames(`${endpoint.wsUrl}/drivers/streams/logs/command-runner/${runid}`);
+    const replay = await websocketFrames(`${endpoint.wsUrl}/drivers/streams/logs/command-runner/${runid}`, auth);
     expect(replay.closeCode).to.equal(1000);
     expect(replay.frames.map((f) => (JSON.parse(f) as string[])[1])).to.deep.equal(messages);
   });

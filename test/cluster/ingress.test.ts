@@ -18,9 +18,11 @@ import {
   helmBin,
   http,
   imageValues,
+  roleHeaders,
   run,
   seedOverHttp,
   stopChild,
+  userRoleValues,
   waitForDeployment,
   websocketFrames,
 } from './support/install.ts';
@@ -48,7 +50,7 @@ describe('packaging: through an ingress controller (Traefik)', function () {
   let base: string;
   let wsBase: string;
   const release = 'edge';
-  const headers = { host: HOST };
+  const headers: Record<string, string> = { host: HOST };
 
   before(async function () {
     this.timeout(1_800_000);
@@ -61,8 +63,7 @@ describe('packaging: through an ingress controller (Traefik)', function () {
     ns = await createTestNamespace(kc.makeApiClient(k8s.CoreV1Api), 'conveyor-ingress');
     await helm(
       [
-        'install', release, chartDir, '-n', ns, ...imageValues(image),
-        '--set', 'persistence.enabled=false',
+        'install', release, chartDir, '-n', ns, ...imageValues(image), ...userRoleValues(ns),
         '--set', 'ingress.enabled=true',
         '--set', 'ingress.className=traefik',
         '--set', `ingress.hosts[0].host=${HOST}`,
@@ -73,6 +74,7 @@ describe('packaging: through an ingress controller (Traefik)', function () {
       { timeoutMs: 200_000 },
     );
     await waitForDeployment(kc, ns, `${release}-conveyor`);
+    Object.assign(headers, await roleHeaders(kc, ns, ns, 'edit'));
 
     const port = await freePort();
     traefik = spawn('bash', [join(repoRoot, 'scripts', 'cluster', 'ingress.sh'), 'run', '--port', String(port), '--namespace', ns], {

@@ -5,7 +5,7 @@
 // namespace enforcing the `restricted` Pod Security Standard.
 import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { chartDir, deleteNamespaceAndWait, diagnostics, ensureImage, helm, helmBin, imageValues, kubectl, kubectlBin, run, waitForDeployment } from './support/install.ts';
+import { chartDir, deleteNamespaceAndWait, diagnostics, ensureImage, helm, helmBin, imageValues, kubectl, kubectlBin, run, waitForDeployment, userRoleValues } from './support/install.ts';
 import { createTestNamespace, loadKubeConfig, tokenKubeConfig } from './support/kube.ts';
 
 describe('packaging: least privilege of the server account', function () {
@@ -24,7 +24,8 @@ describe('packaging: least privilege of the server account', function () {
     as = `system:serviceaccount:${ns}:${account}`;
     // The strictest Pod Security Standard: the server's pod must be admitted under it.
     await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
-    await helm(['install', release, chartDir, '-n', ns, ...imageValues(image), '--set', 'persistence.enabled=false', '--wait', '--timeout', '120s'], { timeoutMs: 150_000 });
+    // The chart's defaults (the archive on a claim of the default StorageClass).
+    await helm(['install', release, chartDir, '-n', ns, ...imageValues(image), ...userRoleValues(ns), '--wait', '--timeout', '120s'], { timeoutMs: 150_000 });
   });
 
   it('runs its server pod in a namespace that enforces the restricted Pod Security Standard', async () => {
@@ -69,6 +70,7 @@ describe('packaging: least privilege of the server account', function () {
     ['watch Jobs', ['watch', 'jobs.batch']],
     ['read a Job', ['get', 'jobs.batch']],
     ['patch Jobs (suspend)', ['patch', 'jobs.batch']],
+    ['delete Jobs (retention)', ['delete', 'jobs.batch']],
     ['list pods', ['list', 'pods']],
     ['watch pods', ['watch', 'pods']],
     ['patch pods (finalizer, deadline)', ['patch', 'pods']],
@@ -77,6 +79,10 @@ describe('packaging: least privilege of the server account', function () {
     ['get the leader Lease', ['get', 'leases.coordination.k8s.io']],
     ['create the leader Lease', ['create', 'leases.coordination.k8s.io']],
     ['update the leader Lease', ['update', 'leases.coordination.k8s.io']],
+    ['read its own Deployment (is the installation going?)', ['get', `deployments.apps/${account}`]],
+    // Checking its callers (system:auth-delegator): their tokens and their permissions.
+    ['review tokens', ['create', 'tokenreviews.authentication.k8s.io']],
+    ['review access', ['create', 'subjectaccessreviews.authorization.k8s.io']],
   ];
   for (const [what, args] of allowed) {
     it(`can ${what} in its namespace`, async () => {
@@ -99,11 +105,12 @@ describe('packaging: least privilege of the server account', function () {
     ['create pods directly', ['create', 'pods'], 'self'],
     ['exec into pods', ['create', 'pods', '--subresource=exec'], 'self'],
     ['delete pods', ['delete', 'pods'], 'self'],
-    ['delete Jobs', ['delete', 'jobs.batch'], 'self'],
     ['create service account tokens', ['create', 'serviceaccounts', '--subresource=token'], 'self'],
     ['read CRDs', ['get', 'customresourcedefinitions.apiextensions.k8s.io'], null],
     ['create Jobs in another namespace', ['create', 'jobs.batch'], 'default'],
     ['read Runs in another namespace', ['get', 'runs.conveyor.ci'], 'default'],
+    ['read another Deployment', ['get', 'deployments.apps/other'], 'self'],
+    ['list Deployments', ['list', 'deployments.apps'], 'self'],
     ['do anything to anything', ['*', '*'], 'self'],
   ];
   for (const [what, args, where] of denied) {

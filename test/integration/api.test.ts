@@ -81,14 +81,14 @@ describe(inMode('API surface'), () => {
       expect(created.status).to.equal(201);
       const got = await call('GET', '/resources/pipeline/versioned');
       expect(got.body).to.deep.include({ name: 'versioned', resource: 'pipeline' });
-      expect(got.body.metadata.version).to.equal(1);
+      expect(got.body.metadata.version).to.equal('1');
       const replaced = await call('PUT', '/resources/pipeline/versioned/', { spec: pipeline('versioned', [['one', 'echo v2']]).spec });
       expect(replaced.status).to.equal(200);
       expect(replaced.body).to.include({ message: 'Resource updated successfully', name: 'versioned', version: '2' });
       expect(replaced.body.runid).to.not.equal(created.body.runid);
       const v1 = await call('GET', '/resources/pipeline/versioned/1');
       expect(v1.body.spec.steps[0].command).to.equal('echo v1');
-      expect(v1.body.metadata.version).to.equal(1);
+      expect(v1.body.metadata.version).to.equal('1');
       const v2 = await call('GET', '/resources/pipeline/versioned/2');
       expect(v2.body.spec.steps[0].command).to.equal('echo v2');
       expect((await call('GET', '/resources/pipeline/versioned/3')).status).to.equal(404);

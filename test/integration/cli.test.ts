@@ -238,7 +238,7 @@ describe('conveyor CLI (client commands)', function () {
       expect(second.stdout.trim()).to.equal(`Replaced pipeline/cli-twice, which already existed (now version 2); started run ${secondId}`);
 
       const resource = await request(server.url, 'GET', '/resources/pipeline/cli-twice');
-      expect(resource.body.metadata.version).to.equal(2);
+      expect(resource.body.metadata.version).to.equal('2');
       const runs = await request(server.url, 'GET', '/runs?resource=pipeline&name=cli-twice');
       expect(runs.body.items.map((r: any) => [r.runid, r.version])).to.deep.equal([
         [secondId, 2],
@@ -461,7 +461,7 @@ describe('conveyor CLI (client commands)', function () {
       const replaced = await cli(withServer('apply', path));
       expect(replaced.code).to.equal(0);
       expect(replaced.stdout).to.match(/^Replaced cli-widget\/w1, which already existed \(now version 2\)/);
-      expect((await request(server.url, 'GET', '/resources/cli-widget/w1')).body.metadata.version).to.equal(2);
+      expect((await request(server.url, 'GET', '/resources/cli-widget/w1')).body.metadata.version).to.equal('2');
 
       const bad = await cli(withServer('apply', file({ name: 'w2', resource: 'cli-widget', spec: { size: 'big' } })));
       expect(bad.code).to.equal(1);

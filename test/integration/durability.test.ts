@@ -5,7 +5,7 @@ import WebSocket from 'ws';
 import { collectFrames, pipeline, request, seedResource, waitForRun } from '../support/http.ts';
 import { newDataDir, startServer } from '../support/server.ts';
 import { rmSync } from 'node:fs';
-import { findRunProcesses } from '../../src/drivers/command-runner/local/orphans.ts';
+import { processesWithEnv } from '../support/processes.ts';
 
 describe('durability (local mode)', () => {
   const dirs: string[] = [];
@@ -28,7 +28,7 @@ describe('durability (local mode)', () => {
 
     const second = await startServer({ dataDir: dir });
     try {
-      expect((await request(second.url, 'GET', '/resources/pipeline/ubuntu-pipeline-6')).body.metadata.version).to.equal(2);
+      expect((await request(second.url, 'GET', '/resources/pipeline/ubuntu-pipeline-6')).body.metadata.version).to.equal('2');
       expect((await request(second.url, 'GET', '/resources/pipeline/ubuntu-pipeline-6/1')).status).to.equal(200);
       expect((await request(second.url, 'GET', `/runs/${created.body.runid}`)).body.phase).to.equal('Succeeded');
       const after = await collectFrames(`${second.wsUrl}/drivers/streams/logs/command-runner/${created.body.runid}`);
@@ -54,7 +54,7 @@ describe('durability (local mode)', () => {
     while (!received.some((f) => JSON.parse(f).message === 'line-50') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await first.kill();
     expect(received.length).to.equal(51);
-    expect(findRunProcesses(res.body.runid).length, 'kill -9 leaves the step running').to.be.above(0);
+    expect(processesWithEnv(`CONVEYOR_RUN_ID=${res.body.runid}`).length, 'kill -9 leaves the step running').to.be.above(0);
 
     const second = await startServer({ dataDir: dir });
     try {
@@ -69,7 +69,7 @@ describe('durability (local mode)', () => {
       expect(seqs).to.deep.equal(Array.from({ length: seqs.length }, (_, i) => i + 1));
       expect(JSON.parse(replay.frames.at(-1)!).message).to.match(/^Run interrupted/);
       expect(replay.frames.map((f) => JSON.parse(f).message)).not.to.include('never');
-      expect(findRunProcesses(res.body.runid), 'the cut-off step\'s processes were stopped').to.deep.equal([]);
+      expect(processesWithEnv(`CONVEYOR_RUN_ID=${res.body.runid}`), 'the cut-off step\'s processes were stopped').to.deep.equal([]);
       const metrics: string = (await request(second.url, 'GET', '/metrics')).body;
       expect(metrics, 'the interrupted run is counted as it ended').to.match(/conveyor_run_duration_seconds_count\{phase="Failed"\} 1\b/);
       // Pending work is not lost either: the server keeps taking runs after recovery.

@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import WebSocket from 'ws';
 import { collectFrames, pipeline, request, waitForRun } from '../support/http.ts';
 import { readSse } from '../support/sse.ts';
+import { authHeadersFor } from '../support/auth.ts';
 import { inMode, serverMode, startServer, type TestServer } from '../support/server.ts';
 
 describe(inMode('logs'), () => {
@@ -85,7 +86,7 @@ describe(inMode('logs'), () => {
     const res = await request(server.url, 'POST', '/resources', pipeline('slow-reader', [['wait', 'sleep 0.3'], ['print', `seq 1 ${count}`]]));
     const url = `${server.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}?format=json`;
     const slowFrames: string[] = [];
-    const slow = new WebSocket(url);
+    const slow = new WebSocket(url, { headers: authHeadersFor(url) });
     const slowClosed = new Promise<number>((resolve) => slow.on('close', (code) => resolve(code)));
     slow.on('message', (data) => slowFrames.push(data.toString()));
     await new Promise((resolve) => slow.once('open', resolve));
@@ -113,5 +114,26 @@ describe(inMode('logs'), () => {
       [4, 'system', 'Step completed successfully'],
     ]);
     expect(res.body[0]).to.include.keys(['runid', 'driver', 'pipeline', 'timestamp', 'message']);
+  });
+
+  it("stamps every frame so that sorting a run's frames by timestamp gives their seq order (issue 14)", async () => {
+    // Output right at each step's start and end: the lines Conveyor writes around a step
+    // must be stamped at the container's start and finish, not when the server saw them.
+    const res = await request(server.url, 'POST', '/resources', {
+      ...pipeline('sortable', [['one', 'echo a1; echo a2'], ['two', 'echo b1; sleep 0.2; echo b2'], ['three', 'echo c1; exit 3']]),
+    });
+    const { frames } = await collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}?format=json`, 60_000);
+    const lines = frames.map((f) => JSON.parse(f) as { seq: number; ts: string; message: string });
+    expect(lines.map((l) => l.message)).to.deep.equal([
+      'Executing step: one', 'a1', 'a2', 'Step completed successfully',
+      'Executing step: two', 'b1', 'b2', 'Step completed successfully',
+      'Executing step: three', 'c1', 'Step failed with exit code 3',
+    ]);
+    const byTime = [...lines].sort((a, b) => (BigInt(a.ts) < BigInt(b.ts) ? -1 : BigInt(a.ts) > BigInt(b.ts) ? 1 : a.seq - b.seq));
+    expect(byTime.map((l) => l.seq)).to.deep.equal(lines.map((l) => l.seq));
+    for (let i = 1; i < lines.length; i++) expect(BigInt(lines[i]!.ts) >= BigInt(lines[i - 1]!.ts), `frame ${i + 1} not before frame ${i}`).to.equal(true);
+    // Conveyor's own lines never tie with the output around them.
+    const framing = lines.filter((l) => /^(Executing step|Step )/.test(l.message));
+    for (const l of framing) expect(lines.filter((o) => o.ts === l.ts), l.message).to.have.lengthOf(1);
   });
 });

@@ -67,8 +67,10 @@ describe('runs (local mode)', () => {
   it('answers GET /runs/<runid> in the documented shape', async () => {
     const res = await request(server.url, 'POST', '/resources', pipeline('shape', [['only', 'true']]));
     const run = await waitForRun(server.url, res.body.runid);
-    expect(run).to.have.keys(['runid', 'resource', 'name', 'version', 'driver', 'phase', 'reason', 'message', 'createdAt', 'startedAt', 'finishedAt', 'steps']);
+    expect(run).to.have.keys(['runid', 'resource', 'name', 'version', 'driver', 'phase', 'reason', 'message', 'createdAt', 'startedAt', 'finishedAt', 'steps', 'requestedBy']);
     expect(run).to.include({ runid: res.body.runid, resource: 'pipeline', name: 'shape', driver: 'command-runner', phase: 'Succeeded' });
+    // Who started it: in local mode the machine's user; in Kubernetes mode the token's.
+    expect(run.requestedBy).to.be.a('string').and.not.equal('');
     expect(run.steps[0]).to.have.keys(['name', 'phase', 'exitCode', 'startedAt', 'finishedAt']);
     expect(Date.parse(run.startedAt)).to.be.at.most(Date.parse(run.finishedAt));
   });

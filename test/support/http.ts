@@ -1,6 +1,7 @@
 // Small HTTP and websocket clients for tests: plain fetch and ws, nothing that hides what
 // the server really answered.
 import WebSocket from 'ws';
+import { authHeadersFor } from './auth.ts';
 
 export interface JsonResponse<T = any> {
   status: number;
@@ -9,7 +10,7 @@ export interface JsonResponse<T = any> {
 }
 
 export async function request<T = any>(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<JsonResponse<T>> {
-  const init: RequestInit = { method, headers: { ...headers } };
+  const init: RequestInit = { method, headers: { ...authHeadersFor(base), ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
     (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
@@ -34,7 +35,7 @@ export interface Frames {
 // Collects every text frame until the server closes the socket.
 export function collectFrames(url: string, timeoutMs = 20_000, onOpen?: () => void): Promise<Frames> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, { headers: authHeadersFor(url) });
     if (onOpen) ws.once('open', onOpen);
     const frames: string[] = [];
     const timer = setTimeout(() => {

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { forgetToken, registerToken } from './auth.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
 export const mainScript = join(repoRoot, 'src/main.ts');
@@ -17,6 +18,8 @@ export interface TestServer {
   dataDir: string;
   process: ChildProcess;
   output: string[];
+  // The bearer token the test helpers send it (Kubernetes mode), if any.
+  token?: string;
   // SIGTERM and wait; resolves with the exit code.
   stop(): Promise<number | null>;
   // SIGKILL and wait: a crash, not a shutdown.
@@ -29,6 +32,8 @@ export interface StartOptions {
   dataDir?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  // A token the test helpers send this server (see ./auth.ts).
+  token?: string;
 }
 
 export type ServerMode = 'local' | 'kubernetes';
@@ -43,11 +48,13 @@ export function inMode(title: string): string {
 }
 
 // What a server started in the test's mode needs beyond the caller's flags.
-async function modeTarget(args: string[]): Promise<{ args: string[]; env: NodeJS.ProcessEnv; cleanup: () => void }> {
+async function modeTarget(args: string[]): Promise<{ args: string[]; env: NodeJS.ProcessEnv; cleanup: () => void; token?: string }> {
   if (serverMode() === 'local' || args.includes('--mode')) return { args: [], env: {}, cleanup: () => undefined };
   const cluster = await import('../cluster/support/namespaces.ts');
   const namespace = await cluster.createScenarioNamespace();
   return {
+    // Auth stays on: the helpers call with a token of a test client granted what they do.
+    token: await cluster.scenarioToken(namespace),
     args: ['--mode', 'kubernetes', '--namespace', namespace],
     env: { KUBECONFIG: cluster.kubeconfigPath() },
     cleanup: () => cluster.deleteScenarioNamespace(namespace),
@@ -103,8 +110,11 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
       rej(new Error(`server exited with ${code} before listening:\n${output.join('\n')}`));
     });
   });
+  const token = options.token ?? target.token;
+  if (token) registerToken(url, token);
   const server: TestServer = {
     url,
+    token,
     wsUrl: url.replace(/^http/, 'ws'),
     dataDir,
     process: child,
@@ -120,6 +130,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
       await exited;
     },
     cleanup() {
+      forgetToken(url);
       rmSync(dataDir, { recursive: true, force: true });
       target.cleanup();
     },

@@ -1,5 +1,6 @@
 // A minimal Server-Sent Events reader over fetch, so tests see the raw stream: ids,
 // event names, data and heartbeat comments.
+import { authHeadersFor } from './auth.ts';
 export interface SseEvent {
   id?: string;
   event?: string;
@@ -15,7 +16,7 @@ export interface SseResult {
 export async function readSse(url: string, options: { headers?: Record<string, string>; stopAfter?: number; timeoutMs?: number } = {}): Promise<SseResult> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), options.timeoutMs ?? 20_000);
-  const res = await fetch(url, { headers: options.headers, signal: abort.signal });
+  const res = await fetch(url, { headers: { ...authHeadersFor(url), ...options.headers }, signal: abort.signal });
   const result: SseResult = { status: res.status, events: [], heartbeats: 0 };
   if (!res.ok || !res.body) {
     clearTimeout(timer);

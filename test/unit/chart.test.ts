@@ -13,7 +13,7 @@ const root = resolve(import.meta.dirname, '..', '..');
 const chart = join(root, 'charts', 'conveyor');
 const read = (...parts: string[]) => readFileSync(join(...parts), 'utf8');
 
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [key: string]: any };
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [key: string]: any };
 
 const values = loadYaml<Record<string, any>>(read(chart, 'values.yaml'));
 const schema = JSON.parse(read(chart, 'values.schema.json')) as object;
@@ -126,13 +126,43 @@ describe('manifests/install.yaml (committed render of the chart)', () => {
     for (const crd of crds) expect(inBundle.find((c) => c.metadata.name === crd.metadata.name)).to.deep.equal(crd);
   });
 
+  // Cluster-wide: the user roles, the server's auth-delegator binding (TokenReview,
+  // SubjectAccessReview) and the admission policy for kubectl apply (docs/security.md).
+  const CLUSTER_SCOPED = ['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
+
   it('puts every namespaced object in the namespace conveyor', () => {
     for (const obj of bundle) {
-      if (obj.kind === 'Namespace' || obj.kind === 'CustomResourceDefinition') continue;
+      if (CLUSTER_SCOPED.includes(obj.kind)) continue;
       expect(obj.metadata.namespace, `${obj.kind} ${obj.metadata.name}`).to.equal('conveyor');
     }
-    expect(find('ClusterRole')).to.have.length(0);
-    expect(find('ClusterRoleBinding')).to.have.length(0);
+  });
+
+  it('grants users access through ClusterRoles aggregated into view, edit and admin, and the server only auth-delegator cluster-wide', () => {
+    const roles = find('ClusterRole');
+    expect(roles.map((r) => r.metadata.name).sort()).to.deep.equal(['conveyor-admin', 'conveyor-edit', 'conveyor-view']);
+    const labels = (name: string) => roles.find((r) => r.metadata.name === name)!.metadata.labels as Record<string, string>;
+    expect(labels('conveyor-view')).to.include({ 'rbac.authorization.k8s.io/aggregate-to-view': 'true', 'rbac.authorization.k8s.io/aggregate-to-edit': 'true', 'rbac.authorization.k8s.io/aggregate-to-admin': 'true' });
+    expect(labels('conveyor-edit')).to.include({ 'rbac.authorization.k8s.io/aggregate-to-edit': 'true', 'rbac.authorization.k8s.io/aggregate-to-admin': 'true' });
+    expect(labels('conveyor-edit')).to.not.have.property('rbac.authorization.k8s.io/aggregate-to-view');
+    expect(labels('conveyor-admin')).to.have.property('rbac.authorization.k8s.io/aggregate-to-admin', 'true');
+    for (const role of roles) for (const rule of role.rules) expect(rule.apiGroups, role.metadata.name).to.deep.equal(['conveyor.ci']);
+    const view = roles.find((r) => r.metadata.name === 'conveyor-view')!;
+    expect(view.rules.flatMap((r: { verbs: string[] }) => r.verbs).sort()).to.deep.equal(['get', 'list', 'watch']);
+    const bindings = find('ClusterRoleBinding');
+    expect(bindings).to.have.length(1);
+    expect(bindings[0]!.roleRef).to.deep.include({ kind: 'ClusterRole', name: 'system:auth-delegator' });
+    expect(bindings[0]!.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: one('ServiceAccount').metadata.name, namespace: 'conveyor' }]);
+    const policy = one('ValidatingAdmissionPolicy');
+    expect(policy.spec.matchConstraints.resourceRules[0]).to.deep.include({ apiGroups: ['conveyor.ci'], resources: ['pipelines'] });
+    const rules = JSON.stringify(policy.spec);
+    expect(rules).to.include("authorizer.group('').resource('pods')");
+    expect(rules).to.include("variables.account != 'conveyor'");
+    expect(one('ValidatingAdmissionPolicyBinding').spec.matchResources.namespaceSelector.matchLabels).to.deep.equal({ 'kubernetes.io/metadata.name': 'conveyor' });
+  });
+
+  it('holds no Helm hook: kubectl would run the uninstall clean-up Job at once', () => {
+    for (const obj of bundle) expect(obj.metadata?.annotations?.['helm.sh/hook'], `${obj.kind} ${obj.metadata?.name}`).to.equal(undefined);
+    expect(find('Job')).to.have.length(0);
   });
 
   it('has a Service that selects the Deployment pod (the upstream chart selected none)', () => {
@@ -164,6 +194,7 @@ describe('manifests/install.yaml (committed render of the chart)', () => {
     const env = Object.fromEntries((container.env as { name: string; value?: string; valueFrom?: any }[]).map((e) => [e.name, e.value ?? e.valueFrom]));
     expect(env).to.include({ CONVEYOR_MODE: 'kubernetes', CONVEYOR_HOST: '0.0.0.0', CONVEYOR_PORT: '8080', CONVEYOR_DATA_DIR: '/data' });
     expect(env.CONVEYOR_NAMESPACE).to.deep.equal({ fieldRef: { fieldPath: 'metadata.namespace' } });
+    expect(env.CONVEYOR_INSTALLATION, 'its own Deployment').to.equal('conveyor');
     const mounts = Object.fromEntries((container.volumeMounts as { name: string; mountPath: string }[]).map((m) => [m.mountPath, m.name]));
     const volumes = Object.fromEntries((pod.volumes as { name: string }[]).map((v) => [v.name, v]));
     expect((volumes[mounts['/data']!] as any).persistentVolumeClaim.claimName).to.equal(one('PersistentVolumeClaim').metadata.name);
@@ -201,13 +232,17 @@ describe('manifests/install.yaml (committed render of the chart)', () => {
         '/pods/log',
         '/events',
         'coordination.k8s.io/leases',
+        'apps/deployments',
       ].sort(),
     );
+    // Its own Deployment only, read only: is the installation going?
+    const deployments = rules.filter((r) => r.resources.includes('deployments'));
+    expect(deployments).to.deep.equal([{ apiGroups: ['apps'], resources: ['deployments'], resourceNames: ['conveyor'], verbs: ['get'] }]);
     expect([...granted.get('/pods')!].sort()).to.deep.equal(['list', 'patch', 'watch']);
-    expect([...granted.get('batch/jobs')!].sort()).to.deep.equal(['create', 'get', 'list', 'patch', 'watch']);
+    // delete: retention removes a finished run's Job once its log is archived.
+    expect([...granted.get('batch/jobs')!].sort()).to.deep.equal(['create', 'delete', 'get', 'list', 'patch', 'watch']);
     expect([...granted.get('/events')!]).to.deep.equal(['create']);
     expect([...granted.get('/pods/log')!]).to.deep.equal(['get']);
-    expect(granted.get('batch/jobs')!.has('delete')).to.equal(false);
     const binding = one('RoleBinding');
     expect(binding.roleRef).to.deep.include({ kind: 'Role', name: role.metadata.name });
     expect(binding.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: one('ServiceAccount').metadata.name, namespace: 'conveyor' }]);

@@ -19,4 +19,9 @@ describe('config', () => {
     expect(() => resolveConfig({ port: '70000' }, {})).to.throw(/--port must be a whole number from 0 to 65535/);
     expect(() => resolveConfig({ mode: 'cloud' }, {})).to.throw(/--mode must be "local" or "kubernetes"/);
   });
+  it('knows its installation (the Deployment the chart names) only when told', () => {
+    expect(resolveConfig({}, {}).installation).to.equal(undefined);
+    expect(resolveConfig({}, { CONVEYOR_INSTALLATION: '' }).installation).to.equal(undefined);
+    expect(resolveConfig({}, { CONVEYOR_INSTALLATION: 'ci-conveyor' }).installation).to.equal('ci-conveyor');
+  });
 });

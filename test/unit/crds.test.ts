@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { V1JSONSchemaProps, loadAllYaml } from '@kubernetes/client-node';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { RUN_PHASES, STEP_PHASES, pendingSteps, pipelineSpecSchema } from '../../src/domain/index.ts';
+import { RUN_PHASES, STEP_PHASES, driverSteps, pendingSteps, pipelineSpecSchema } from '../../src/domain/index.ts';
 import {
   API_VERSION,
   CATEGORY,
@@ -14,7 +14,7 @@ import {
   VERSION,
   parseResourceObjectName,
   resourceObjectName,
-} from '../../src/drivers/command-runner/kubernetes/index.ts';
+} from '../../src/kube/names.ts';
 
 type Schema = {
   type?: string;
@@ -247,13 +247,13 @@ describe('kubernetes: CRD manifests', () => {
 
     it('freezes what it runs in spec; only cancelRequested may change, and only to true', () => {
       const spec = at(root('Run'), 'spec');
-      expect(Object.keys(spec.properties!).sort()).to.deep.equal(['cancelRequested', 'driver', 'name', 'pipeline', 'pipelineSpec', 'resource', 'version']);
+      expect(Object.keys(spec.properties!).sort()).to.deep.equal(['cancelRequested', 'driver', 'driverSteps', 'name', 'pipeline', 'pipelineSpec', 'requestedBy', 'resource', 'version']);
       expect(spec.required!.sort()).to.deep.equal(['driver', 'name', 'pipelineSpec', 'resource', 'version']);
       expect(spec.properties!.pipelineSpec).to.include({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true });
       expect(spec.properties!.cancelRequested).to.include({ type: 'boolean', default: false });
       expect(spec.properties!.pipeline!.nullable).to.equal(true);
       const rules = (spec['x-kubernetes-validations'] as { rule: string }[]).map((r) => r.rule).join('\n');
-      for (const field of ['resource', 'name', 'version', 'driver', 'pipeline', 'pipelineSpec']) expect(rules).to.include(`self.${field} == oldSelf.${field}`);
+      for (const field of ['resource', 'name', 'version', 'driver', 'pipeline', 'pipelineSpec', 'requestedBy']) expect(rules).to.include(`self.${field} == oldSelf.${field}`);
       expect(spec.properties!.cancelRequested!['x-kubernetes-validations']).to.deep.equal([
         { rule: '!oldSelf || self', message: 'a cancel request cannot be withdrawn' },
       ]);
@@ -262,11 +262,13 @@ describe('kubernetes: CRD manifests', () => {
     it("has the domain's phases and per-step fields in status", () => {
       const status = at(root('Run'), 'status');
       expect(Object.keys(status.properties!).sort()).to.deep.equal(
-        ['conditions', 'currentStep', 'finishedAt', 'jobName', 'logsArchived', 'message', 'observedGeneration', 'phase', 'reason', 'startedAt', 'steps'].sort(),
+        ['conditions', 'currentStep', 'driver', 'finishedAt', 'jobName', 'logsArchived', 'message', 'observedGeneration', 'phase', 'reason', 'startedAt', 'steps'].sort(),
       );
       expect(status.properties!.phase!.enum).to.deep.equal([...RUN_PHASES]);
       const step = at(status, 'steps.[]');
-      expect(Object.keys(step.properties!).sort()).to.deep.equal(Object.keys(pendingSteps(['x'])[0]!).sort());
+      // External drivers' steps add who runs them, their event, its publication and the result.
+      const driverStep = { ...driverSteps('create', null, 'x')[0]!, dispatchedAt: '', eventSeq: 1, result: { success: true, message: '', data: null } };
+      expect(Object.keys(step.properties!).sort()).to.deep.equal([...new Set([...Object.keys(pendingSteps(['x'])[0]!), ...Object.keys(driverStep)])].sort());
       expect(step.properties!.phase!.enum).to.deep.equal([...STEP_PHASES]);
       for (const f of ['exitCode', 'startedAt', 'finishedAt']) expect(step.properties![f]!.nullable, f).to.equal(true);
       for (const f of ['reason', 'message', 'startedAt', 'finishedAt', 'currentStep']) expect(status.properties![f]!.nullable, f).to.equal(true);

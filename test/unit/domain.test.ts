@@ -71,7 +71,7 @@ describe('domain: resource input', () => {
   });
   it('refuses a replacement whose body names another resource', () => {
     expect(errorOf(() => parseResourceReplacement({ name: 'other', spec: {} }, 'pipeline', 'p')).message).to.match(/name "other" in the body does not match "p"/);
-    expect(parseResourceReplacement({ spec: { a: 1 } }, 'pipeline', 'p')).to.deep.equal({ name: 'p', resource: 'pipeline', spec: { a: 1 }, pipeline: undefined });
+    expect(parseResourceReplacement({ spec: { a: 1 } }, 'pipeline', 'p')).to.deep.equal({ name: 'p', resource: 'pipeline', spec: { a: 1 } });
   });
 });
 

@@ -1,12 +1,8 @@
 import { expect } from 'chai';
 import type { V1Container, V1Job } from '@kubernetes/client-node';
 import { newRun, type PipelineSpec, type RunRecord } from '../../src/domain/index.ts';
-import {
-  LOGS_FINALIZER,
-  TERMINATION_GRACE_SECONDS,
-  buildJob,
-  jobNameFor,
-} from '../../src/drivers/command-runner/kubernetes/index.ts';
+import { TERMINATION_GRACE_SECONDS, buildJob } from '../../src/drivers/command-runner/kubernetes/index.ts';
+import { LOGS_FINALIZER, jobNameFor } from '../../src/kube/names.ts';
 
 const RUNID = '7f0e4a52-93c1-4c4b-9d4e-2b1f0a6c8d3e';
 const RUN_OBJECT = { apiVersion: 'conveyor.ci/v1alpha1', kind: 'Run', name: RUNID, uid: 'a5b3c1d2-0000-4000-8000-000000000001' };

@@ -84,6 +84,7 @@ function podOf(options: PodOptions): V1Pod {
     },
     spec: {
       restartPolicy: 'Never',
+      ...(scheduled ? { nodeName: 'conveyor-node' } : {}),
       initContainers: steps.slice(0, -1).map((name) => ({ name, image: IMAGE })),
       containers: [{ name: steps.at(-1)!, image: IMAGE }],
     },
@@ -368,7 +369,10 @@ describe('kubernetes: run outcome', () => {
   });
 
   it('times out before any step started: every step Skipped, the Job condition time as the end', () => {
-    const pod = podOf({ phase: 'Pending', deleted: true, states: [waiting('ImagePullBackOff', 'Back-off pulling image "x"'), waiting(), waiting()] });
+    const deleting = podOf({ phase: 'Pending', deleted: true, states: [waiting('ImagePullBackOff', 'Back-off pulling image "x"'), waiting(), waiting()] });
+    // Until its kubelet has failed the pod, the pull could still finish and the step start.
+    expect(runOutcome(jobOf({ activeDeadlineSeconds: 30, conditions: deadlineTarget(30) }), deleting, SEED_STEPS)).to.deep.include({ phase: 'Pending', reason: 'Stopping' });
+    const pod = podOf({ phase: 'Failed', deleted: true, states: [waiting('ImagePullBackOff', 'Back-off pulling image "x"'), waiting(), waiting()] });
     const out = runOutcome(jobOf({ activeDeadlineSeconds: 30, conditions: deadlineTarget(30) }), pod, SEED_STEPS);
     expect(out).to.deep.include({ phase: 'Failed', reason: 'DeadlineExceeded', message: 'Run timed out after 30s', currentStep: null, startedAt: null, finishedAt: ISO(30) });
     expect(phases(out.steps)).to.deep.equal(['Skipped', 'Skipped', 'Skipped']);
@@ -406,12 +410,39 @@ describe('kubernetes: run outcome', () => {
     }
   });
 
-  it("ends a run cancelled before any step ran at once, at the caller's clock", () => {
+  it("ends a run cancelled before any step ran once its pod has failed, at the caller's clock", () => {
+    // The pod is on a node: its kubelet could still start the first step until it fails it.
     const pod = podOf({ phase: 'Pending', states: [waiting('ImagePullBackOff', 'Back-off pulling image "x"'), waiting(), waiting()] });
-    const out = runOutcome(jobOf(), pod, SEED_STEPS, { stopped: 'Cancelled', now: ISO(42) });
+    const stopping = runOutcome(jobOf(), pod, SEED_STEPS, { stopped: 'Cancelled', now: ISO(42) });
+    expect(stopping).to.deep.include({ phase: 'Pending', reason: 'Stopping', message: 'Run cancelled; waiting for the pod to stop', currentStep: null, finishedAt: null });
+    const failed = podOf({ phase: 'Failed', reason: 'DeadlineExceeded', states: [waiting('ImagePullBackOff'), waiting(), waiting()] });
+    const out = runOutcome(jobOf(), failed, SEED_STEPS, { stopped: 'Cancelled', now: ISO(42) });
     expect(out).to.deep.include({ phase: 'Cancelled', reason: 'Cancelled', currentStep: null, startedAt: null, finishedAt: ISO(42) });
     expect(phases(out.steps)).to.deep.equal(['Skipped', 'Skipped', 'Skipped']);
-    expect(runOutcome(jobOf(), pod, SEED_STEPS, { stopped: 'Cancelled' }).finishedAt).to.equal(null);
+    expect(runOutcome(jobOf(), failed, SEED_STEPS, { stopped: 'Cancelled' }).finishedAt).to.equal(null);
+    // Deleted before any node took it: no kubelet will ever start a step.
+    const unbound = podOf({ phase: 'Pending', deleted: true, scheduled: false, states: [] });
+    expect(runOutcome(jobOf(), unbound, SEED_STEPS, { stopped: 'Cancelled', now: ISO(42) })).to.deep.include({ phase: 'Cancelled', finishedAt: ISO(42) });
+  });
+
+  it('is not Cancelled between two steps while the pod may still start the next one (issue 14)', () => {
+    // The first step was killed... or rather ended, and the kubelet has not seen the stop:
+    // no container runs, but the pod is not over, so the next step may still start.
+    const between = podOf({ phase: 'Pending', states: [terminated(0, 0, 2), waiting(), waiting()] });
+    const out = runOutcome(jobOf(), between, SEED_STEPS, { stopped: 'Cancelled', now: ISO(42) });
+    expect(out).to.deep.include({ phase: 'Running', reason: 'Stopping', message: 'Run cancelled; waiting for the pod to stop', finishedAt: null });
+    expect(phases(out.steps)).to.deep.equal(['Succeeded', 'Pending', 'Pending']);
+    // The kubelet started and finished the next steps anyway: the record says they ran.
+    const ranAnyway = podOf({ phase: 'Succeeded', states: [terminated(0, 0, 2), terminated(0, 3, 5), terminated(0, 6, 7)] });
+    const end = runOutcome(jobOf({ conditions: complete(8) }), ranAnyway, SEED_STEPS, { stopped: 'Cancelled', now: ISO(42) });
+    expect(end).to.deep.include({ phase: 'Succeeded', finishedAt: ISO(7) });
+    expect(phases(end.steps)).to.deep.equal(['Succeeded', 'Succeeded', 'Succeeded']);
+    // Or the kubelet killed the second: it ran, and was Cancelled; only the third Skipped.
+    const killedSecond = podOf({ phase: 'Failed', reason: 'DeadlineExceeded', states: [terminated(0, 0, 2), terminated(137, 3, 5), waiting()] });
+    const cancelled = runOutcome(jobOf(), killedSecond, SEED_STEPS, { stopped: 'Cancelled' });
+    expect(cancelled).to.deep.include({ phase: 'Cancelled', currentStep: 'where', finishedAt: ISO(5) });
+    expect(cancelled.steps[1]).to.deep.equal({ name: 'where', phase: 'Cancelled', exitCode: 137, startedAt: ISO(3), finishedAt: ISO(5) });
+    expect(phases(cancelled.steps)).to.deep.equal(['Succeeded', 'Cancelled', 'Skipped']);
   });
 
   it('succeeds when the run completed before the cancel reached it', () => {

@@ -60,3 +60,8 @@ app.kubernetes.io/component: server
 {{- define "conveyor.claimName" -}}
 {{- .Values.persistence.existingClaim | default (printf "%s-data" (include "conveyor.fullname" .)) }}
 {{- end }}
+
+{{/* The name of the NATS server the chart runs for external drivers (nats.deploy). */}}
+{{- define "conveyor.natsName" -}}
+{{- printf "%s-nats" (include "conveyor.fullname" . | trunc 58 | trimSuffix "-") }}
+{{- end }}

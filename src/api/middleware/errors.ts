@@ -3,7 +3,7 @@
 import type { Middleware } from 'koa';
 import { STATUS_CODES } from 'node:http';
 import type { Logger } from 'pino';
-import { ConveyorError } from '../../domain/index.ts';
+import { ConveyorError, asUnavailable } from '../../domain/index.ts';
 
 interface HttpishError extends Error {
   status?: number;
@@ -12,7 +12,9 @@ interface HttpishError extends Error {
   expose?: boolean;
 }
 
-function describe(err: HttpishError, maxBodyBytes: number): { status: number; error: string } {
+// The status and message an error is answered with; the metrics middleware, which sees the
+// error before this one answers it, labels the request with the same status.
+export function describe(err: HttpishError, maxBodyBytes: number): { status: number; error: string } {
   if (err instanceof ConveyorError) return { status: err.status, error: err.message };
   if (err.type === 'entity.too.large') return { status: 413, error: `request body is larger than the limit of ${maxBodyBytes} bytes` };
   if (err.type === 'entity.parse.failed' || (err.status === 400 && /JSON|json|Unexpected/.test(err.message))) {
@@ -37,6 +39,16 @@ export function errorHandler(logger: Logger, maxBodyBytes: number): Middleware {
       }
     } catch (caught) {
       const err = caught as HttpishError;
+      // An outage of the API server is expected and passes: 503 with Retry-After, and a
+      // warning without a stack, not an error.
+      const unavailable = asUnavailable(err);
+      if (unavailable) {
+        logger.warn({ path: ctx.path, method: ctx.method, cause: err.message }, unavailable.message);
+        ctx.status = 503;
+        ctx.set('Retry-After', String(unavailable.retryAfterSeconds));
+        ctx.body = { error: unavailable.message };
+        return;
+      }
       const { status, error } = describe(err, maxBodyBytes);
       if (status >= 500) logger.error({ err, path: ctx.path, method: ctx.method }, 'request failed');
       ctx.status = status;

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { ApiDeps } from '../context.ts';
+import { requires } from '../auth/access.ts';
 
 export function healthRoutes(deps: ApiDeps): Router {
   const router = new Router();
@@ -10,7 +11,7 @@ export function healthRoutes(deps: ApiDeps): Router {
     ctx.type = 'text/plain';
     ctx.body = 'pong';
   });
-  router.get('/metrics', async (ctx) => {
+  router.get('/metrics', requires(deps.auth, { verb: 'get', path: '/metrics' }), async (ctx) => {
     ctx.type = deps.metrics.registry.contentType;
     ctx.body = await deps.metrics.registry.metrics();
   });

@@ -1,6 +1,8 @@
 import Router from '@koa/router';
 import { BadRequestError, NotFoundError, toPublicRun } from '../../domain/index.ts';
 import type { ApiDeps } from '../context.ts';
+import { requires } from '../auth/access.ts';
+import { onRuns } from '../auth/route-access.ts';
 import { watchRuns } from '../run-watch.ts';
 import { phaseParam } from '../run-phase-param.ts';
 
@@ -25,7 +27,7 @@ function continueParam(raw: unknown): string | undefined {
 export function runRoutes(deps: ApiDeps): Router {
   const router = new Router();
 
-  router.get('/runs', async (ctx) => {
+  router.get('/runs', requires(deps.auth, onRuns('list')), async (ctx) => {
     const { resource, name } = ctx.query;
     if (ctx.query.watch === 'true') {
       return watchRuns(deps, ctx, {
@@ -43,13 +45,13 @@ export function runRoutes(deps: ApiDeps): Router {
     ctx.body = { ...page, items: page.items.map(toPublicRun) };
   });
 
-  router.get('/runs/:runid', async (ctx) => {
+  router.get('/runs/:runid', requires(deps.auth, onRuns('get')), async (ctx) => {
     const run = await deps.store.getRun(ctx.params.runid!);
     if (!run) throw new NotFoundError(`run ${ctx.params.runid} not found`);
     ctx.body = toPublicRun(run);
   });
 
-  router.post('/runs/:runid/cancel', async (ctx) => {
+  router.post('/runs/:runid/cancel', requires(deps.auth, onRuns('update')), async (ctx) => {
     const run = await deps.runs.cancel(ctx.params.runid!);
     ctx.status = 202;
     ctx.body = { message: 'Run cancelled', runid: run.runid, phase: run.phase };

@@ -2,7 +2,7 @@
 // best effort: an event that cannot be written never fails a reconcile.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { API_VERSION, CustomResources } from '../../drivers/command-runner/kubernetes/index.ts';
+import { API_VERSION, CustomResources } from '../../kube/names.ts';
 import type { RunObject } from '../../store/kubernetes/mapping.ts';
 
 export class EventRecorder {

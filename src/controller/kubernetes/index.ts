@@ -3,8 +3,8 @@
 // reconcile.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Labels, jobNameFor } from '../../drivers/command-runner/kubernetes/index.ts';
-import type { RunRecord } from '../../domain/index.ts';
+import { Labels, jobNameFor } from '../../kube/names.ts';
+import { ConflictError, asUnavailable, type RunRecord } from '../../domain/index.ts';
 import type { LogArchive, LogHub } from '../../logs/index.ts';
 import type { KubernetesStore } from '../../store/kubernetes/index.ts';
 import type { ResilientInformer } from '../informer.ts';
@@ -13,6 +13,7 @@ import { WorkQueue } from '../queue.ts';
 import { EventRecorder } from './events.ts';
 import { makeInformers, type Informers } from './informers.ts';
 import { PipelineReconciler } from './pipeline-reconciler.ts';
+import { RetentionController, type RetentionPolicy } from './retention.ts';
 import { RunReconciler } from './run-reconciler.ts';
 
 export interface KubernetesControllerOptions {
@@ -28,6 +29,12 @@ export interface KubernetesControllerOptions {
   leaseName?: string;
   onLogConnect?: () => void;
   onRunFinished?: (run: RunRecord) => void;
+  // Finished runs kept (see retention.ts); absent: kept forever.
+  retention?: RetentionPolicy;
+  retentionIntervalMs?: number;
+  // The server's own ServiceAccount (known once started): no run may use it.
+  ownServiceAccount?: () => string | undefined;
+  stopEscalationMs?: number;
 }
 
 /** Resolves once `signal` aborts, at once if it already has. */
@@ -51,7 +58,10 @@ export class KubernetesController {
       identity: options.identity,
       onStartedLeading: (signal) => this.leadAfterPreviousTerm(signal),
       onNewLeader: (identity) => options.logger.info({ leader: identity }, 'controller leader'),
-      onError: (err) => options.logger.warn({ err }, 'leader election'),
+      onError: (err) =>
+        asUnavailable(err)
+          ? options.logger.info({ cause: (err as Error).message }, 'leader election waits for the API server')
+          : options.logger.warn({ err }, 'leader election'),
     });
   }
 
@@ -71,7 +81,7 @@ export class KubernetesController {
   // and log collectors in one process would reconcile twice and archive lines twice.
   private leadAfterPreviousTerm(signal: AbortSignal): Promise<void> {
     const term = this.previousTerm.then(() => (signal.aborted ? undefined : this.lead(signal)));
-    this.previousTerm = term.catch(() => undefined);
+    this.previousTerm = term.catch(() => undefined); // handled: the elector reports the term's error; this chain only orders terms
     return term;
   }
 
@@ -80,7 +90,13 @@ export class KubernetesController {
     const { kc, namespace, logger } = this.o;
     const informers = makeInformers(kc, namespace, logger);
     this.informers = informers;
-    const onError = (err: unknown, key: string, retries: number) => logger.warn({ err, key, retries }, 'reconcile failed; retrying with backoff');
+    const onError = (err: unknown, key: string, retries: number) => {
+      // A conflict is the status writer working as meant (it wrote from an object that
+      // changed since); an outage of the API server passes. Neither needs a stack.
+      if (err instanceof ConflictError) logger.debug({ key, retries }, 'reconcile met a newer object; requeued');
+      else if (asUnavailable(err)) logger.info({ key, retries, cause: (err as Error).message }, 'reconcile waits for the API server; requeued');
+      else logger.warn({ err, key, retries }, 'reconcile failed; retrying with backoff');
+    };
     const runQueue = new WorkQueue({ name: 'runs', onError });
     const pipelineQueue = new WorkQueue({ name: 'pipelines', onError });
     const runReconciler = new RunReconciler({
@@ -95,6 +111,8 @@ export class KubernetesController {
       requeue: (runid) => runQueue.add(runid),
       onLogConnect: this.o.onLogConnect,
       onRunFinished: this.o.onRunFinished,
+      ownServiceAccount: this.o.ownServiceAccount,
+      stopEscalationMs: this.o.stopEscalationMs,
     });
     const pipelineReconciler = new PipelineReconciler({ namespace, informers, store: this.o.store });
 
@@ -138,6 +156,20 @@ export class KubernetesController {
       return;
     }
     logger.info('controller caches synced; reconciling');
+    const retention = this.o.retention
+      ? new RetentionController({
+          kc,
+          namespace,
+          runs: informers.runs,
+          jobs: informers.jobs,
+          store: this.o.store,
+          archive: this.o.archive,
+          policy: this.o.retention,
+          logger,
+          intervalMs: this.o.retentionIntervalMs,
+        })
+      : undefined;
+    retention?.start();
 
     const resyncMs = this.o.resyncMs ?? 5 * 60_000;
     const stopRunResync = runQueue.resync(() => informers.runs.list(namespace).map(name), resyncMs);
@@ -148,6 +180,7 @@ export class KubernetesController {
       pipelineQueue.run((key) => pipelineReconciler.reconcile(key), { workers: 2 }),
     ]);
     await untilAborted(signal);
+    await retention?.stop();
     stopRunResync();
     stopPipelineResync();
     runReconciler.shutdown();

@@ -43,6 +43,8 @@ export class PipelineReconciler {
             driver: chain ? null : COMMAND_RUNNER,
             stepNames: stepNamesOf(PIPELINE_TYPE, spec),
             now: new Date().toISOString(),
+            // Verified at admission by the chart's ValidatingAdmissionPolicy (docs/security.md).
+            requestedBy: annotations[Annotations.requestedBy] ?? null,
           }),
           pipeline.metadata.uid!,
         );

@@ -14,6 +14,10 @@ export interface ContainerLogFollowOptions {
   filter: ResumeFilter;
   // True once the container has terminated; asked only after a stream ended or broke.
   isTerminated: () => boolean | Promise<boolean>;
+  // True once the pod is gone from the API server: a 404 then means there is no more log.
+  // While it exists, a 404 is passing (a kubelet that just restarted does not know its
+  // containers yet) and the log is asked for again.
+  isPodGone?: () => boolean;
   onLine: (line: PodLogLine) => void;
   signal: AbortSignal;
   onBreak?: (err: unknown, attempt: number) => void;
@@ -25,6 +29,9 @@ export interface ContainerLogFollowOptions {
 }
 
 const defaultBackoff = (attempt: number) => Math.min(5_000, 100 * 2 ** attempt);
+// Consecutive 404s for a pod that still exists before its log is taken as lost (with the
+// backoff above, about a minute and a half).
+const MAX_NOT_FOUND = 20;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -40,6 +47,7 @@ export async function followContainerLog(options: ContainerLogFollowOptions): Pr
   const open = options.open ?? podLogLines;
   const backoff = options.backoffMs ?? defaultBackoff;
   let failures = 0;
+  let notFound = 0;
   for (;;) {
     if (options.signal.aborted) return;
     let clean = false;
@@ -56,13 +64,19 @@ export async function followContainerLog(options: ContainerLogFollowOptions): Pr
       });
       for await (const line of lines) {
         failures = 0;
+        notFound = 0;
         if (options.filter.accept(line.ts, line.message)) options.onLine(line);
       }
       clean = true;
     } catch (err) {
       if (options.signal.aborted) return;
       // The pod is gone: nothing more can be read, and what was archived is all there is.
-      if (err instanceof LogApiError && err.status === 404) return;
+      // A pod that still exists answering 404 many times over has lost its log (its
+      // containers were removed from the node): give up then too, rather than wait forever.
+      if (err instanceof LogApiError && err.status === 404) {
+        notFound++;
+        if (options.isPodGone?.() !== false || notFound > MAX_NOT_FOUND) return;
+      }
       // The container has not started yet (or was never created): wait and ask again.
       options.onBreak?.(err, failures);
     }

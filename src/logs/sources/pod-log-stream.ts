@@ -4,7 +4,7 @@
 // here, with client-node supplying the server, credentials and TLS settings.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { createInterface } from 'node:readline';
+import { LINE_CONTINUES, LineSplitter, DEFAULT_MAX_LINE_BYTES } from '../line-splitter.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { nanosFromIso } from '../../domain/index.ts';
 
@@ -20,6 +20,9 @@ export interface PodLogRequest {
   follow: boolean;
   sinceTime?: string;
   signal?: AbortSignal;
+  // Longer lines are split into marked parts (see line-splitter.ts), each part after the
+  // first stamped with the first one's time.
+  maxLineBytes?: number;
 }
 
 export class LogApiError extends Error {
@@ -63,13 +66,32 @@ export async function* podLogLines(kc: KubeConfig, request: PodLogRequest): Asyn
     }
     throw new LogApiError(response.statusCode ?? 0, message);
   }
-  // readline ends quietly when the socket breaks; the error tells a break from a clean end.
+  // The stream may end quietly when the socket breaks; the error tells a break from a clean end.
   let broken: Error | undefined;
   response.once('error', (err) => (broken = err));
   response.once('aborted', () => (broken ??= new Error('log stream aborted')));
-  for await (const line of createInterface({ input: response, crlfDelay: Infinity })) {
-    yield splitTimestamp(line);
+  const parts: string[] = [];
+  const splitter = new LineSplitter(request.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, (part) => parts.push(part));
+  // Set while a long line is being cut: its later parts carry no timestamp of their own.
+  let continuing: string | undefined;
+  const lines = function* (): Generator<PodLogLine> {
+    for (const part of parts) {
+      const line = continuing === undefined ? splitTimestamp(part) : { ts: continuing, message: part };
+      continuing = part.endsWith(LINE_CONTINUES) ? line.ts : undefined;
+      yield line;
+    }
+    parts.length = 0;
+  };
+  try {
+    for await (const chunk of response) {
+      splitter.push(chunk as Buffer);
+      yield* lines();
+    }
+  } catch (err) {
+    broken ??= err as Error;
   }
+  splitter.end();
+  yield* lines();
   if (broken) throw broken;
   if (!response.complete) throw new Error('log stream ended before the response was complete');
 }

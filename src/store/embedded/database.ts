@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS runs (
   steps TEXT NOT NULL, spec TEXT NOT NULL, pipeline TEXT);
 CREATE INDEX IF NOT EXISTS runs_by_resource ON runs (resource, name, ord);
 CREATE INDEX IF NOT EXISTS runs_by_phase_ord ON runs (phase, ord);
+CREATE INDEX IF NOT EXISTS runs_pending_by_driver ON runs (driver, ord) WHERE phase = 'Pending';
 CREATE TABLE IF NOT EXISTS driver_pipelines (
   name TEXT PRIMARY KEY, resource TEXT NOT NULL, description TEXT NOT NULL, steps TEXT NOT NULL,
   created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
@@ -30,6 +31,9 @@ CREATE TABLE IF NOT EXISTS broadcasts (
 CREATE TABLE IF NOT EXISTS log_lines (
   runid TEXT NOT NULL, seq INTEGER NOT NULL, ts TEXT NOT NULL, driver TEXT NOT NULL, pipeline TEXT,
   step TEXT, stream TEXT NOT NULL, message TEXT NOT NULL, PRIMARY KEY (runid, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_marks (
+  runid TEXT NOT NULL, seq INTEGER NOT NULL, attempt INTEGER NOT NULL, event TEXT NOT NULL,
+  PRIMARY KEY (runid, seq)) WITHOUT ROWID;
 `;
 
 export function openDatabase(dataDir: string, file = 'conveyor.db'): DatabaseSync {
@@ -37,7 +41,14 @@ export function openDatabase(dataDir: string, file = 'conveyor.db'): DatabaseSyn
   const db = new DatabaseSync(join(dataDir, file));
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
   db.exec(SCHEMA);
+  addColumn(db, 'runs', 'requested_by', 'TEXT');
   return db;
+}
+
+// Columns added after a database was first created: added in place on open.
+function addColumn(db: DatabaseSync, table: string, column: string, type: string): void {
+  const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
+  if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
 }
 
 export function transaction<T>(db: DatabaseSync, work: () => T): T {

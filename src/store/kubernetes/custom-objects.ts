@@ -1,9 +1,9 @@
 // Thin typed access to Conveyor's custom resources in one namespace, with Kubernetes'
-// errors turned into Conveyor's (404 → NotFound, 409 → Conflict) so callers speak one
-// language.
+// errors turned into Conveyor's (404 → NotFound, 409 → Conflict, 422 → BadRequest) so
+// callers speak one language and both modes answer a mistake with the same status.
 import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { ConflictError, NotFoundError } from '../../domain/index.ts';
-import { GROUP, VERSION } from '../../drivers/command-runner/kubernetes/names.ts';
+import { BadRequestError, ConflictError, NotFoundError } from '../../domain/index.ts';
+import { GROUP, VERSION } from '../../kube/names.ts';
 
 export interface ObjectMeta {
   name: string;
@@ -44,7 +44,9 @@ function translate(err: unknown, what: string): never {
     } catch {
       // keep the raw body
     }
-    throw new ConflictError(`Kubernetes refused ${what}: ${message}`);
+    // 422 is the API server refusing the object as invalid: the client's mistake, a 400
+    // like local mode's validation answers (409 would tell it to retry).
+    throw new BadRequestError(`Kubernetes refused ${what}: ${message}`);
   }
   throw err;
 }
@@ -73,6 +75,11 @@ export class CustomObjects<Spec, Status> {
       if (isStatus(err, 404)) return undefined;
       throw err;
     }
+  }
+
+  // The object as the API server has it now (a cached subclass answers `get` from its cache).
+  fresh(name: string): Promise<CustomObject<Spec, Status> | undefined> {
+    return this.get(name);
   }
 
   async list(labelSelector?: string): Promise<CustomObject<Spec, Status>[]> {

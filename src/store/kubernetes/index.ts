@@ -1,12 +1,15 @@
 // The store of Kubernetes mode: Conveyor's state as custom resources in one namespace.
-// Reads go to the API server (not an informer cache) so that a client reading right after
-// a write sees it; the controller reconciles from its own informers.
+// Given informers (`caches`, as the server runs it), reads are answered from their caches
+// plus this store's own writes (cached-objects.ts), so that a client reading right after a
+// write sees it and no GET costs an API-server request; reads that feed a compare-and-swap
+// write ask the API server (`fresh`). Without caches every read goes to the API server.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import {
   COMMAND_RUNNER,
   BadRequestError,
   ConflictError,
+  ConveyorError,
   NotFoundError,
   PIPELINE_TYPE,
   RUN_PHASES,
@@ -25,9 +28,12 @@ import {
   type RunPhase,
   type RunRecord,
 } from '../../domain/index.ts';
-import { CustomResources, Labels, MANAGED_BY, jobNameFor, resourceObjectName } from '../../drivers/command-runner/kubernetes/names.ts';
+import { CustomResources, Labels, MANAGED_BY, jobNameFor, resourceObjectName } from '../../kube/names.ts';
 import type { RunFilter, RunListener, RunPage, Store } from '../index.ts';
-import { CustomObjects } from './custom-objects.ts';
+import { background, reportBackgroundError, retrying } from '../../observability/background.ts';
+import { CachedObjects, type ObjectSource } from './cached-objects.ts';
+import { CustomObjects, type CustomObject } from './custom-objects.ts';
+import { RunIndex } from './run-index.ts';
 import {
   Annotations,
   RunLabels,
@@ -41,6 +47,7 @@ import {
   type DefinitionSpec,
   type GenericResourceSpec,
   type PipelineStatus,
+  type RunObject,
   type RunSpec,
   type RunStatus,
 } from './mapping.ts';
@@ -54,12 +61,32 @@ const builtInDefinition: ResourceDefinition = {
   updatedAt: new Date(0).toISOString(),
 };
 
+// The object a resource would be, or none when the type or name could not name one (such a
+// resource cannot exist): a lookup answers "not found", as local mode does, not a 500.
+function existingObjectName(type: string, name: string): string | undefined {
+  try {
+    return resourceObjectName(type, name);
+  } catch {
+    return undefined;
+  }
+}
+
 export interface KubernetesStoreOptions {
   kc: KubeConfig;
   namespace: string;
   // Driver pipelines and broadcast messages have no custom resource yet; they are kept
   // in the embedded store beside the log archive.
   local: Pick<Store, 'listDriverPipelines' | 'getDriverPipeline' | 'createDriverPipeline' | 'replaceDriverPipeline' | 'deleteDriverPipeline' | 'addBroadcast'>;
+  // Informers of the four kinds: when given, every read is answered from them (and this
+  // store's own writes), never from the API server; writes still go to the API server.
+  caches?: StoreCaches;
+}
+
+export interface StoreCaches {
+  runs: ObjectSource<CustomObject<RunSpec, RunStatus>>;
+  pipelines: ObjectSource<CustomObject<PipelineSpec, PipelineStatus>>;
+  resources: ObjectSource<CustomObject<GenericResourceSpec, PipelineStatus>>;
+  definitions: ObjectSource<CustomObject<DefinitionSpec, Record<string, unknown>>>;
 }
 
 export class KubernetesStore implements Store {
@@ -70,14 +97,29 @@ export class KubernetesStore implements Store {
   private readonly definitions: CustomObjects<DefinitionSpec, Record<string, unknown>>;
   private readonly local: KubernetesStoreOptions['local'];
   private readonly listeners = new Set<RunListener>();
+  // With caches: the runs, ready for paging and counting.
+  private readonly runIndex?: RunIndex;
 
   constructor(options: KubernetesStoreOptions) {
-    const { kc, namespace } = options;
+    const { kc, namespace, caches } = options;
     this.namespace = namespace;
-    this.runs = new CustomObjects(kc, namespace, CustomResources.Run.kind, CustomResources.Run.plural);
-    this.pipelines = new CustomObjects(kc, namespace, CustomResources.Pipeline.kind, CustomResources.Pipeline.plural);
-    this.resources = new CustomObjects(kc, namespace, CustomResources.Resource.kind, CustomResources.Resource.plural);
-    this.definitions = new CustomObjects(kc, namespace, CustomResources.ResourceDefinition.kind, CustomResources.ResourceDefinition.plural);
+    const { Run, Pipeline, Resource, ResourceDefinition } = CustomResources;
+    if (caches) {
+      const runs = new CachedObjects(kc, namespace, Run.kind, Run.plural, caches.runs);
+      const index = new RunIndex();
+      runs.onChange((name) => index.set(name, runs.peek(name)));
+      for (const obj of runs.listNow()) index.set(obj.metadata.name, obj);
+      this.runIndex = index;
+      this.runs = runs;
+      this.pipelines = new CachedObjects(kc, namespace, Pipeline.kind, Pipeline.plural, caches.pipelines);
+      this.resources = new CachedObjects(kc, namespace, Resource.kind, Resource.plural, caches.resources);
+      this.definitions = new CachedObjects(kc, namespace, ResourceDefinition.kind, ResourceDefinition.plural, caches.definitions);
+    } else {
+      this.runs = new CustomObjects(kc, namespace, Run.kind, Run.plural);
+      this.pipelines = new CustomObjects(kc, namespace, Pipeline.kind, Pipeline.plural);
+      this.resources = new CustomObjects(kc, namespace, Resource.kind, Resource.plural);
+      this.definitions = new CustomObjects(kc, namespace, ResourceDefinition.kind, ResourceDefinition.plural);
+    }
     this.local = options.local;
   }
 
@@ -110,7 +152,7 @@ export class KubernetesStore implements Store {
 
   async replaceDefinition(input: DefinitionInput): Promise<ResourceDefinition> {
     if (input.name === PIPELINE_TYPE) throw new ConflictError(`resource definition "${input.name}" is built in and cannot be changed`);
-    const obj = await this.definitions.get(input.name);
+    const obj = await this.definitions.fresh(input.name);
     if (!obj) throw new NotFoundError(`resource definition "${input.name}" not found`);
     obj.spec = { version: input.version, description: input.description, schema: input.schema };
     obj.metadata.annotations = { ...obj.metadata.annotations, [Annotations.createdAt]: new Date().toISOString() };
@@ -132,7 +174,7 @@ export class KubernetesStore implements Store {
       await this.runs.create(runMetadata(run, ownerUid), runSpecOf(run));
     } catch (err) {
       if (!(err instanceof ConflictError)) throw err;
-      const existing = await this.runs.get(run.runid);
+      const existing = await this.runs.fresh(run.runid);
       if (!existing || existing.metadata.labels?.[RunLabels.ownerUid] !== ownerUid) throw err;
     }
     this.emit(run.runid);
@@ -147,6 +189,7 @@ export class KubernetesStore implements Store {
         [Annotations.nextRunGeneration]: '1',
       };
       if (input.pipeline) annotations[Annotations.driverPipeline] = input.pipeline;
+      if (run.requestedBy) annotations[Annotations.requestedBy] = run.requestedBy;
       let created;
       try {
         created = await this.pipelines.create({ name: input.name, labels: { [Labels.managedBy]: MANAGED_BY }, annotations }, input.spec as unknown as PipelineSpec);
@@ -161,7 +204,7 @@ export class KubernetesStore implements Store {
       } catch (err) {
         // Both or neither: a Pipeline without its run would be started by the controller
         // under another id than the one the client was never given.
-        await this.pipelines.delete(input.name).catch(() => undefined);
+        await this.pipelines.delete(input.name).catch((cleanup: unknown) => reportBackgroundError('undo-pipeline-create', cleanup));
         throw err;
       }
       return pipelineResource(created);
@@ -181,7 +224,7 @@ export class KubernetesStore implements Store {
     try {
       await this.ensureRun(run, created.metadata.uid!);
     } catch (err) {
-      await this.resources.delete(name).catch(() => undefined);
+      await this.resources.delete(name).catch((cleanup: unknown) => reportBackgroundError('undo-resource-create', cleanup));
       throw err;
     }
     return genericResource(created);
@@ -189,16 +232,18 @@ export class KubernetesStore implements Store {
 
   async replaceResource(input: ResourceInput, makeRun: (version: number) => RunRecord): Promise<{ resource: Resource; run: RunRecord }> {
     if (input.resource === PIPELINE_TYPE) {
-      const current = await this.pipelines.get(input.name);
+      const current = await this.pipelines.fresh(input.name);
       if (!current) throw new NotFoundError(`resource pipeline/${input.name} not found`);
       const generation = current.metadata.generation ?? 1;
       if (isDeepStrictEqual(current.spec, input.spec) && (current.metadata.annotations?.[Annotations.driverPipeline] ?? undefined) === input.pipeline) {
-        // Kubernetes keeps the generation of an unchanged spec, and each generation runs
-        // once: replacing a pipeline with itself starts nothing new. Compared as values: the
-        // API server hands objects back with their keys sorted, not in the client's order.
-        const lastRunId = current.status?.lastRunId ?? current.metadata.annotations?.[Annotations.nextRunId];
-        const last = lastRunId ? await this.getRun(lastRunId) : undefined;
-        if (last) return { resource: pipelineResource(current), run: last };
+        // A PUT of the spec the Pipeline has is a new version with a new run, as in local mode
+        // (the web page's "Run again" is such a PUT). Kubernetes keeps the generation of an
+        // unchanged spec, so the write bumps `runRequest`, a field beside `spec`: any change
+        // outside metadata and status gives the object a new generation. (Compared as values:
+        // the API server hands objects back with their keys sorted.) `kubectl apply` of an
+        // unchanged manifest still starts nothing: it does not touch the field.
+        const withRequest = current as typeof current & { runRequest?: number };
+        withRequest.runRequest = (withRequest.runRequest ?? 0) + 1;
       }
       const run = makeRun(generation + 1);
       current.spec = input.spec as unknown as PipelineSpec;
@@ -210,14 +255,21 @@ export class KubernetesStore implements Store {
       };
       if (input.pipeline) current.metadata.annotations[Annotations.driverPipeline] = input.pipeline;
       else delete current.metadata.annotations[Annotations.driverPipeline];
+      if (run.requestedBy) current.metadata.annotations[Annotations.requestedBy] = run.requestedBy;
+      else delete current.metadata.annotations[Annotations.requestedBy];
       // resourceVersion makes this a compare-and-swap: the generation we announced is the
       // one the write creates, or the write fails with a conflict.
       const updated = await this.pipelines.replace(current);
+      if ((updated.metadata.generation ?? generation + 1) === generation) {
+        // Only an installed CRD without `runRequest` (older than this server) prunes the
+        // field and keeps the generation: say so rather than give two runs one version.
+        throw new ConveyorError(500, 'the installed Pipeline CRD is older than this server (it has no runRequest field); apply manifests/crds/ to run an unchanged pipeline again');
+      }
       await this.ensureRun({ ...run, version: updated.metadata.generation ?? generation + 1 }, updated.metadata.uid!);
       return { resource: pipelineResource(updated), run: { ...run, version: updated.metadata.generation ?? generation + 1 } };
     }
-    const name = resourceObjectName(input.resource, input.name);
-    const current = await this.resources.get(name);
+    const name = existingObjectName(input.resource, input.name);
+    const current = name === undefined ? undefined : await this.resources.fresh(name);
     if (!current) throw new NotFoundError(`resource ${input.resource}/${input.name} not found`);
     const version = current.spec.version + 1;
     const run = makeRun(version);
@@ -237,7 +289,8 @@ export class KubernetesStore implements Store {
       const run = runs[0];
       return run ? pipelineResource(obj, version, run.spec.pipelineSpec) : undefined;
     }
-    const obj = await this.resources.get(resourceObjectName(type, name));
+    const objectName = existingObjectName(type, name);
+    const obj = objectName === undefined ? undefined : await this.resources.get(objectName);
     if (!obj) return undefined;
     const resource = genericResource(obj);
     if (version === undefined || version === resource.metadata.version) return resource;
@@ -251,17 +304,25 @@ export class KubernetesStore implements Store {
     return (await this.resources.list(`${Labels.resourceType}=${type}`)).map(genericResource).sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  async deleteResource(type: string, name: string): Promise<void> {
+  async deleteResource(type: string, name: string, run?: RunRecord): Promise<void> {
     if (type === PIPELINE_TYPE) await this.pipelines.delete(name);
-    else await this.resources.delete(resourceObjectName(type, name));
+    else {
+      const objectName = existingObjectName(type, name);
+      if (objectName === undefined) throw new NotFoundError(`resource ${type}/${name} not found`);
+      await this.resources.delete(objectName);
+    }
+    // The deleted object owns nothing any more: the run of its deletion stands alone.
+    if (run) await this.ensureRun(run, '');
   }
 
   async getRun(runid: string): Promise<RunRecord | undefined> {
+    if (this.runIndex) return this.runIndex.get(runid);
     const obj = await this.runs.get(runid);
     return obj ? runFromObject(obj) : undefined;
   }
 
   async listRuns(filter: RunFilter): Promise<RunPage> {
+    if (this.runIndex) return this.runIndex.page(filter);
     const selector = [`${Labels.managedBy}=${MANAGED_BY}`];
     if (filter.resource) selector.push(`${Labels.resourceType}=${filter.resource}`);
     if (filter.name) selector.push(`${Labels.resourceName}=${filter.name}`);
@@ -282,6 +343,7 @@ export class KubernetesStore implements Store {
   // Oldest first (the API server lists by name, i.e. by run id), so that nextPending hands
   // out the oldest runs, as the embedded store does.
   async runsInPhase(...phases: RunPhase[]): Promise<RunRecord[]> {
+    if (this.runIndex) return this.runIndex.inPhase(phases);
     const key = (r: RunRecord) => `${r.createdAt}|${r.runid}`;
     const runs = (await this.runs.list(`${Labels.managedBy}=${MANAGED_BY}`)).map(runFromObject).filter((r) => phases.includes(r.phase));
     return runs.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
@@ -292,6 +354,7 @@ export class KubernetesStore implements Store {
   }
 
   async countRunsByPhase(): Promise<Record<RunPhase, number>> {
+    if (this.runIndex) return this.runIndex.countByPhase();
     const counts = Object.fromEntries(RUN_PHASES.map((p) => [p, 0])) as Record<RunPhase, number>;
     for (const run of await this.runsInPhase(...RUN_PHASES)) counts[run.phase]++;
     return counts;
@@ -300,7 +363,7 @@ export class KubernetesStore implements Store {
   // Status writes are compare-and-swap on resourceVersion; a conflict re-reads and retries.
   async updateRun(runid: string, change: (run: RunRecord) => RunRecord): Promise<RunRecord> {
     for (let attempt = 0; ; attempt++) {
-      const obj = await this.runs.get(runid);
+      const obj = await this.runs.fresh(runid);
       if (!obj) throw new NotFoundError(`run ${runid} not found`);
       const current = runFromObject(obj);
       const next = change(current);
@@ -317,10 +380,24 @@ export class KubernetesStore implements Store {
     }
   }
 
+  // The controller's status write, the only one a Run gets once it exists: from the object
+  // the reconcile read (its resourceVersion makes the write a compare-and-swap), never
+  // re-read and overwritten. A conflict throws ConflictError, and the reconcile is queued
+  // again to start over from the fresh object, as controller-runtime does. A correction
+  // (the pod shows a different end than recorded) may change a finished run's phase.
+  async writeRunStatus(obj: RunObject, next: RunRecord, options: { correction?: boolean } = {}): Promise<RunObject> {
+    if (!options.correction) assertTransition(runFromObject(obj), next.phase);
+    const body: RunObject = { ...obj, status: runStatusOf(next, obj.metadata.generation, obj.status) };
+    if (next.driver === COMMAND_RUNNER) body.status!.jobName = jobNameFor(next.runid);
+    const written = await this.runs.replaceStatus(body);
+    this.emit(next.runid);
+    return written;
+  }
+
   // Sets status fields the domain record does not carry (jobName, logsArchived).
   async patchRunStatus(runid: string, fields: Partial<RunStatus>): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      const obj = await this.runs.get(runid);
+      const obj = await this.runs.fresh(runid);
       if (!obj) throw new NotFoundError(`run ${runid} not found`);
       obj.status = { ...obj.status, ...fields };
       try {
@@ -334,8 +411,9 @@ export class KubernetesStore implements Store {
   }
 
   async requestCancel(runid: string): Promise<RunRecord> {
-    await this.runs.mergePatch(runid, { spec: { cancelRequested: true } });
-    return (await this.getRun(runid))!;
+    // The patch answers with the Run as stored: no second read that an outage could fail
+    // after the cancel was kept.
+    return runFromObject(await this.runs.mergePatch(runid, { spec: { cancelRequested: true } }));
   }
 
   onRunChange(listener: RunListener): () => void {
@@ -347,7 +425,9 @@ export class KubernetesStore implements Store {
   // change, whoever made it, through its informers.
   emit(runid: string): void {
     if (this.listeners.size === 0) return;
-    void this.getRun(runid).then((run) => run && this.listeners.forEach((l) => l(run)));
+    // A read that fails (an API server blip) is tried again with backoff: a listener missing
+    // a change would show a stale run until the next one.
+    background('run-change-listener', retrying('run-change-read', () => this.getRun(runid), { attempts: 4, baseMs: 200 }).then((run) => run && this.listeners.forEach((l) => l(run))));
   }
 
   listDriverPipelines(): Promise<DriverPipeline[]> {

@@ -12,7 +12,7 @@ import {
   type RunRecord,
   type StepStatus,
 } from '../../domain/index.ts';
-import { API_VERSION, GROUP, Labels, MANAGED_BY, parseResourceObjectName } from '../../drivers/command-runner/kubernetes/names.ts';
+import { API_VERSION, GROUP, Labels, MANAGED_BY, parseResourceObjectName } from '../../kube/names.ts';
 import type { CustomObject, ObjectMeta } from './custom-objects.ts';
 
 export const Annotations = {
@@ -22,6 +22,9 @@ export const Annotations = {
   // so that the Run the API creates and the one the controller would create are one.
   nextRunId: `${GROUP}/next-run-id`,
   nextRunGeneration: `${GROUP}/next-run-generation`,
+  // Who wrote the Pipeline's current spec: the API's caller, or for kubectl the requester
+  // the chart's admission policy checked it against.
+  requestedBy: `${GROUP}/requested-by`,
 } as const;
 
 export const RunLabels = {
@@ -37,6 +40,9 @@ export interface RunSpec {
   pipeline?: string | null;
   pipelineSpec: JsonObject;
   cancelRequested?: boolean;
+  requestedBy?: string;
+  // External drivers' runs: the steps planned at creation (status.steps once written).
+  driverSteps?: StepStatus[];
 }
 
 export interface Condition {
@@ -50,6 +56,8 @@ export interface Condition {
 
 export interface RunStatus {
   observedGeneration?: number;
+  // External drivers' runs: the driver that took the run (spec.driver is frozen at creation).
+  driver?: string;
   phase?: RunPhase;
   reason?: string | null;
   message?: string | null;
@@ -102,7 +110,7 @@ export function runFromObject(obj: RunObject): RunRecord {
     resource: spec.resource,
     name: spec.name,
     version: spec.version,
-    driver: spec.driver,
+    driver: status.driver ?? spec.driver,
     phase: status.phase ?? 'Pending',
     reason: status.reason ?? (served ? 'Waiting' : 'NoDriver'),
     message:
@@ -111,9 +119,10 @@ export function runFromObject(obj: RunObject): RunRecord {
     createdAt: obj.metadata.annotations?.[Annotations.createdAt] ?? iso(obj.metadata.creationTimestamp),
     startedAt: status.startedAt ?? null,
     finishedAt: status.finishedAt ?? null,
-    steps: status.steps ?? pendingSteps(stepNamesOf(spec.resource, spec.pipelineSpec)),
+    steps: status.steps ?? spec.driverSteps ?? pendingSteps(stepNamesOf(spec.resource, spec.pipelineSpec)),
     spec: spec.pipelineSpec,
     pipeline: spec.pipeline ?? null,
+    requestedBy: spec.requestedBy ?? null,
   };
 }
 
@@ -142,7 +151,9 @@ export function runSpecOf(run: RunRecord): RunSpec {
     driver: run.driver,
     ...(run.pipeline ? { pipeline: run.pipeline } : {}),
     pipelineSpec: run.spec,
+    ...(run.steps.some((s) => s.event !== undefined) ? { driverSteps: run.steps } : {}),
     cancelRequested: false,
+    ...(run.requestedBy ? { requestedBy: run.requestedBy } : {}),
   };
 }
 
@@ -171,6 +182,7 @@ export function runStatusOf(run: RunRecord, generation: number | undefined, prev
     finishedAt: run.finishedAt,
     currentStep: current?.name ?? null,
     steps: run.steps,
+    ...(run.steps.some((s) => s.event !== undefined) ? { driver: run.driver } : {}),
     conditions: [condition],
   };
 }

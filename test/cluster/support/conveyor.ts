@@ -23,10 +23,12 @@ export async function installCrds(kc: k8s.KubeConfig): Promise<void> {
   }
 }
 
-export async function startKubernetesServer(namespace: string, options: { kubeconfig?: string; dataDir?: string } = {}): Promise<TestServer> {
+export async function startKubernetesServer(namespace: string, options: { kubeconfig?: string; dataDir?: string; args?: string[] } = {}): Promise<TestServer> {
+  const { scenarioToken } = await import('./namespaces.ts');
   return startServer({
+    token: await scenarioToken(namespace),
     dataDir: options.dataDir ?? newDataDir(),
-    args: ['--mode', 'kubernetes', '--namespace', namespace],
+    args: ['--mode', 'kubernetes', '--namespace', namespace, ...(options.args ?? [])],
     env: { KUBECONFIG: options.kubeconfig ?? kubeconfigPath() },
   });
 }

@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { seedResource } from '../../support/http.ts';
 import { kubeconfigPath, kubectlPath, repoRoot, sleep, waitFor } from './kube.ts';
+import { clientToken } from './tokens.ts';
 
 export const chartDir = join(repoRoot, 'charts', 'conveyor');
 const HARNESS_SOCKET = '/run/conveyor-cluster/containerd.sock';
@@ -104,6 +105,20 @@ export function ensureImage(): Promise<Image> {
     return { repository: 'conveyor', tag: 'dev', pullPolicy: 'Never' };
   })();
   return imagePromise;
+}
+
+/**
+ * The user ClusterRoles (<prefix>-view/-edit/-admin) are cluster-wide: each test release
+ * names its own after its namespace, so releases never fight over them.
+ */
+export function userRoleValues(namespace: string): string[] {
+  return ['--set', `rbac.userRoles.namePrefix=${namespace}`];
+}
+
+/** Authorization headers of a ServiceAccount granted `<prefix>-<role>` in the namespace. */
+export async function roleHeaders(kc: k8s.KubeConfig, namespace: string, prefix: string, role: 'view' | 'edit' | 'admin', account = `test-${role}`): Promise<Record<string, string>> {
+  const token = await clientToken(kc, namespace, account, { clusterRoles: [`${prefix}-${role}`] });
+  return { authorization: `Bearer ${token}` };
 }
 
 export function imageValues(image: Image): string[] {
@@ -212,6 +227,7 @@ export interface HttpAnswer {
   status: number;
   body: any;
   text: string;
+  headers: Record<string, string | string[] | undefined>;
 }
 
 /** An HTTP request with node:http, so a Host header can be set (fetch does not allow it). */
@@ -229,7 +245,7 @@ export function http(method: string, url: string, body?: unknown, headers: Recor
         } catch {
           // not JSON
         }
-        resolve({ status: res.statusCode ?? 0, body: parsed, text });
+        resolve({ status: res.statusCode ?? 0, body: parsed, text, headers: res.headers });
       });
     });
     req.on('timeout', () => req.destroy(new Error(`${method} ${url} timed out`)));

@@ -4,6 +4,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { installCrds, kubectl } from './conveyor.ts';
 import { createTestNamespace, loadKubeConfig } from './kube.ts';
+import { SCENARIO_RULES, clientToken } from './tokens.ts';
 
 export { kubeconfigPath } from './kube.ts';
 
@@ -14,6 +15,12 @@ export async function createScenarioNamespace(): Promise<string> {
   crdsInstalled ??= installCrds(kc);
   await crdsInstalled;
   return createTestNamespace(kc.makeApiClient(k8s.CoreV1Api), 'conveyor-it');
+}
+
+// A token of the namespace's test client: every verb on Conveyor's resources there, and
+// /metrics (the built-in system:monitoring role).
+export function scenarioToken(namespace: string): Promise<string> {
+  return clientToken(loadKubeConfig(), namespace, 'conveyor-test-client', { rules: SCENARIO_RULES, clusterWide: ['system:monitoring'] });
 }
 
 // Pods keep Conveyor's log finalizer until their log is archived; a server stopped before
@@ -28,4 +35,5 @@ export function deleteScenarioNamespace(name: string): void {
     }
   }
   kubectl(['delete', 'namespace', name, '--wait=false']);
+  kubectl(['delete', 'clusterrolebinding', '-l', `conveyor.ci/test-namespace=${name}`, '--ignore-not-found']);
 }

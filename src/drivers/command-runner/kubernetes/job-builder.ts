@@ -7,9 +7,9 @@
 // `/bin/sh -c "<command>"` in /workspace, an emptyDir all steps share.
 import type { V1Container, V1EnvVar, V1Job, V1ResourceRequirements, V1SecurityContext } from '@kubernetes/client-node';
 import { COMMAND_RUNNER, type PipelineSpec, type RunRecord } from '../../../domain/index.ts';
-import { LOGS_FINALIZER, Labels, MANAGED_BY, WORKSPACE_PATH, WORKSPACE_VOLUME, jobNameFor } from './names.ts';
+import { LOGS_FINALIZER, Labels, MANAGED_BY, WORKSPACE_PATH, WORKSPACE_VOLUME, jobNameFor } from '../../../kube/names.ts';
 
-export { jobNameFor } from './names.ts';
+export { jobNameFor } from '../../../kube/names.ts';
 
 export interface OwnerObject {
   apiVersion: string;

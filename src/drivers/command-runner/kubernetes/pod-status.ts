@@ -165,6 +165,17 @@ function timedOutMessage(job: V1Job | undefined): string {
   return seconds === undefined ? 'Run timed out' : `Run timed out after ${seconds}s`;
 }
 
+/**
+ * The pod shows that none of its steps will run any more: it is over (Succeeded or Failed,
+ * which the kubelet sets only once every container has stopped), or it was deleted before
+ * it was bound to a node, so no kubelet will ever start it.
+ */
+export function noFurtherStep(pod: V1Pod): boolean {
+  const phase = pod.status?.phase;
+  if (phase === 'Succeeded' || phase === 'Failed') return true;
+  return pod.metadata?.deletionTimestamp !== undefined && pod.metadata.deletionTimestamp !== null && !pod.spec?.nodeName;
+}
+
 // What a run is, given its Job and the Job's newest pod (either may be missing: not created
 // yet, or deleted). The run ends when the Job says so (conditions Complete or
 // SuccessCriteriaMet, Failed or FailureTarget), when its pod succeeded, or when its pod
@@ -185,8 +196,11 @@ export function runOutcome(job: V1Job | undefined, pod: V1Pod | undefined, stepN
   const observed = pod ? observe(pod, stepNames) : undefined;
   const raw = observed ? observed.map((o) => o.status) : (options.previous?.map((s) => ({ ...s })) ?? pendingSteps(stepNames));
   const running = raw.find((s) => s.phase === 'Running');
-  // The stopped step's container is still running: the run ends when it has ended.
-  const stopping = stopped !== undefined && pod !== undefined && !podOver && running !== undefined;
+  // A stop ends the run only once the pod shows that no further step will run: it is over
+  // (the kubelet has acted on the stop), or it was deleted before a node took it. Between
+  // two init containers no step runs, yet a kubelet that has not seen the stop yet starts
+  // the next one: until the pod says otherwise the run is stopping, not stopped.
+  const stopping = stopped !== undefined && pod !== undefined && !noFurtherStep(pod);
   let steps = settle(raw, stopping ? undefined : stopped);
   const startedAt = earliest(steps.map((s) => s.startedAt)) ?? (raw.some((s) => s.phase !== 'Pending' && s.phase !== 'Skipped') ? isoTime(pod?.status?.startTime) : null);
   const stoppedStep = steps.find((s) => s.phase === 'Cancelled')?.name ?? null;
@@ -220,7 +234,17 @@ export function runOutcome(job: V1Job | undefined, pod: V1Pod | undefined, stepN
   }
   const stopMessage = stopped === Reasons.Cancelled ? 'Run cancelled' : timedOutMessage(job);
   if (stopping) {
-    return { phase: 'Running', reason: 'Stopping', message: `${stopMessage}; stopping step ${running.name}`, currentStep: running.name, startedAt, finishedAt: null, steps };
+    const anyRan = steps.some((s) => s.startedAt !== null || s.phase === 'Running');
+    const what = running ? `stopping step ${running.name}` : 'waiting for the pod to stop';
+    return {
+      phase: anyRan ? 'Running' : 'Pending',
+      reason: 'Stopping',
+      message: `${stopMessage}; ${what}`,
+      currentStep: running?.name ?? null,
+      startedAt: anyRan ? startedAt : null,
+      finishedAt: null,
+      steps,
+    };
   }
   if (stopped === Reasons.Cancelled) return finish('Cancelled', Reasons.Cancelled, stopMessage, stoppedStep, conditionTime);
   if (stopped === Reasons.DeadlineExceeded) return finish('Failed', Reasons.DeadlineExceeded, stopMessage, stoppedStep, conditionTime);

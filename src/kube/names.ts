@@ -1,7 +1,7 @@
 // Names, labels and other constants Conveyor's Kubernetes objects share: the custom
 // resources of manifests/crds/ and the Jobs that run the steps. One place, so that the
 // store, the controller, the log follower and the CRD manifests cannot drift apart.
-import { dns1123Problem } from '../../../domain/index.ts';
+import { dns1123Problem } from '../domain/index.ts';
 
 export const GROUP = 'conveyor.ci';
 export const VERSION = 'v1alpha1';

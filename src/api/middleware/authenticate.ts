@@ -1,0 +1,27 @@
+// One authentication check at the top of the app: every path but the public ones (probes)
+// needs a bearer token the configured authenticator accepts. The user lands in
+// ctx.state.user for the routes' own authorization and for attribution of runs.
+import type { Middleware } from 'koa';
+import { authenticateToken } from '../auth/access.ts';
+import { bearerFromHeader } from '../auth/credentials.ts';
+import { UnauthorizedError, type RequestAuth, type User } from '../auth/types.ts';
+
+// Paths are compared without a trailing slash, as the routes match them.
+const normalize = (path: string) => (path.length > 1 ? path.replace(/\/+$/, '') : path);
+
+export function authenticate(auth: RequestAuth | undefined, defaultUser: User | undefined): Middleware {
+  return async (ctx, next) => {
+    if (!auth) {
+      ctx.state.user = defaultUser;
+      return next();
+    }
+    if (auth.publicPaths.has(normalize(ctx.path))) return next();
+    try {
+      ctx.state.user = await authenticateToken(auth, bearerFromHeader(ctx.get('authorization') || undefined));
+    } catch (err) {
+      if (err instanceof UnauthorizedError) ctx.set(err.headers);
+      throw err;
+    }
+    await next();
+  };
+}
