@@ -142,6 +142,62 @@ describe('web page in chromium (local mode)', function () {
     await page.locator('.line.selected[data-seq="4325"]').waitFor();
   });
 
+  it('keeps the run list live, filters it by pipeline and phase, and pages through it', async () => {
+    await page.goto(`${server.url}/ui/`);
+    await page.locator('[data-testid=runs]').waitFor();
+    // A run started elsewhere appears on the open page and moves on to its end.
+    const live = await request(server.url, 'POST', '/resources', pipeline('list-live', [['s', 'sleep 0.3']]));
+    await page.locator(`tr[data-runid="${live.body.runid}"] [data-phase=Running], tr[data-runid="${live.body.runid}"] [data-phase=Pending]`).first().waitFor();
+    await page.locator(`tr[data-runid="${live.body.runid}"] [data-phase=Succeeded]`).waitFor();
+    expect(await page.locator('[data-testid=runs] tbody tr').first().getAttribute('data-runid')).to.equal(live.body.runid);
+    // 27 runs of one pipeline, 2 of them failed: a page of 25, then the rest.
+    let last = '';
+    for (let i = 0; i < 27; i++) {
+      const res = await request(server.url, i < 25 ? (i === 0 ? 'POST' : 'PUT') : 'PUT', i === 0 ? '/resources' : '/resources/pipeline/paged', i === 0 ? pipeline('paged', [['s', 'true']]) : { spec: pipeline('x', [['s', i >= 25 ? 'exit 2' : 'true']]).spec });
+      last = res.body.runid;
+    }
+    await waitForRun(server.url, last);
+    await page.getByLabel('Pipeline').fill('paged');
+    await page.getByLabel('Pipeline').press('Enter');
+    await page.waitForURL(/pipeline=paged/);
+    await page.locator(`tr[data-runid="${last}"]`).waitFor();
+    expect(await page.locator('[data-testid=runs] tbody tr').count()).to.equal(25);
+    await page.getByRole('button', { name: 'Older' }).click();
+    await page.locator('.pager', { hasText: 'Page 2' }).waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=runs] tbody tr').length === 2);
+    await page.getByRole('button', { name: 'Newer' }).click();
+    await page.locator(`tr[data-runid="${last}"]`).waitFor();
+    await page.getByLabel('Phase').selectOption('Failed');
+    await page.waitForURL(/phase=Failed/);
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=runs] tbody tr').length === 2);
+    expect(await page.locator('[data-testid=runs] tbody [data-phase=Failed]').count()).to.equal(2);
+  });
+
+  it('lists pipelines with their last run, edits one, and re-runs a run', async () => {
+    const first = await request(server.url, 'POST', '/resources', pipeline('editable', [['hello', 'echo version-one']]));
+    await waitForRun(server.url, first.body.runid);
+    await page.goto(`${server.url}/ui/pipelines`);
+    const row = page.locator('[data-testid=pipelines] tr', { hasText: 'editable' });
+    await row.locator(`a[href="/ui/runs/${first.body.runid}"] [data-phase=Succeeded]`).waitFor();
+    await row.getByRole('link', { name: 'editable', exact: true }).click();
+    await page.waitForURL('**/ui/pipelines/editable');
+    await page.getByText('Definition, version 1').click();
+    const editor = page.getByLabel('Pipeline as JSON or YAML');
+    await editor.fill((await editor.inputValue()).replace('echo version-one', 'echo version-two'));
+    await page.getByRole('button', { name: 'Save and run' }).click();
+    await page.waitForURL(/\/ui\/runs\/[0-9a-f-]{36}$/);
+    await logLine(page, 'version-two').waitFor();
+    const second = page.url().split('/').at(-1)!;
+    expect((await request(server.url, 'GET', `/runs/${second}`)).body.version).to.equal(2);
+    // Re-running the first run runs its own spec (version 1's) again, as version 3.
+    await page.goto(`${server.url}/ui/runs/${first.body.runid}`);
+    await page.getByRole('button', { name: 'Re-run' }).click();
+    await page.waitForURL((url) => /\/ui\/runs\/[0-9a-f-]{36}$/.test(url.pathname) && !url.pathname.endsWith(first.body.runid));
+    await logLine(page, 'version-one').waitFor();
+    const third = page.url().split('/').at(-1)!;
+    expect((await request(server.url, 'GET', `/runs/${third}`)).body.version).to.equal(3);
+  });
+
   it('opens a 1,000,000-line log and stays responsive: paged, virtualized, searchable', async function () {
     this.timeout(120_000);
     const started = await request(server.url, 'POST', '/resources', pipeline('million', [['count', 'seq 1000000'], ['after', 'echo the end']]));
