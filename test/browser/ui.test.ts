@@ -130,7 +130,8 @@ describe('web page in chromium (local mode)', function () {
     await page.goto(`${server.url}/ui/runs/${started.body.runid}#L4321`);
     const line = page.locator('.line.selected[data-seq="4321"]');
     await line.waitFor();
-    expect(await line.locator('.msg').textContent()).to.equal('4320');
+    // The row is there at once; its text once its page of lines has come.
+    await line.locator('.msg', { hasText: /^4320$/ }).waitFor();
     expect(await line.isVisible()).to.equal(true);
     const box = (await line.boundingBox())!;
     const view = (await page.locator('[data-testid=log-view]').boundingBox())!;
