@@ -22,6 +22,18 @@ RUN --mount=type=secret,id=ca_certs \
  && find node_modules -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -delete \
  && rm -rf /root/.npm /tmp/*
 
+# --- the web page: built with esbuild (a dev dependency, so in a stage of its own) from
+# src/ui into dist/ui; only the built files reach the image.
+FROM ${NODE_IMAGE} AS ui
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=secret,id=ca_certs \
+    if [ -s /run/secrets/ca_certs ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca_certs; fi \
+ && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+COPY scripts/build-ui.ts ./scripts/
+COPY src/ui ./src/ui
+RUN node scripts/build-ui.ts
+
 # --- runtime: the base image, the dependencies and the sources, all owned by root and
 # read-only to the server's user.
 FROM ${NODE_IMAGE}
@@ -34,6 +46,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY bin ./bin
 COPY src ./src
+COPY --from=ui /app/dist/ui ./dist/ui
 # `conveyor` on PATH (bin/conveyor finds the app through the link and runs `node` from PATH),
 # and the data directory (sqlite log archive) writable by the unprivileged user. Anything
 # mounted over /data (a PersistentVolume, an emptyDir) replaces it.

@@ -1,6 +1,6 @@
 // Runs test tiers with mocha's programmatic API and closes with the one line CI reads:
 // `N passed, N failed` (plus `, N skipped` when any test was pending).
-// Usage: node scripts/test.ts [unit] [integration] [cluster]   (default: unit integration)
+// Usage: node scripts/test.ts [unit] [integration] [browser] [cluster]   (default: unit integration browser)
 // The cluster tier also runs the integration scenarios that do not depend on local
 // processes against servers in Kubernetes mode (CONVEYOR_TEST_MODE=kubernetes).
 import Mocha from 'mocha';
@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
 const tiers = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const selected = tiers.length > 0 ? tiers : ['unit', 'integration'];
+const selected = tiers.length > 0 ? tiers : ['unit', 'integration', 'browser'];
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];

@@ -24,8 +24,7 @@ export interface Run {
   finishedAt: string | null;
   steps: StepStatus[];
   // Who started the run, where the server knows (authentication on).
-  startedBy?: string | null;
-  createdBy?: string | null;
+  requestedBy?: string | null;
 }
 
 export interface LogEntry {

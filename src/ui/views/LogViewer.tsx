@@ -273,6 +273,7 @@ export function LogViewer({ run }: { run: Run }) {
         onScroll={onScroll}
         onKeyDown={onKey}
         data-testid="log-view"
+        style={{ '--ln-width': `${String(total).length + 1}ch` }}
       >
         <div class="log-rows" style={{ height: `${virtualizer.getTotalSize()}px` }}>
           {items.map((item) => {

@@ -11,7 +11,7 @@ import { ErrorNote, Page, PhaseBadge, useTicker } from './common.tsx';
 const PAGE = 25;
 
 export function startedBy(run: Run): string {
-  return run.startedBy ?? run.createdBy ?? '—';
+  return run.requestedBy ?? '—';
 }
 
 function matches(run: Run, name?: string, phase?: string): boolean {

@@ -1,0 +1,71 @@
+// A Server-Sent Events reader that stays open while the test acts: events are collected as
+// they come, and `waitFor` resolves once one matches (or fails after a timeout).
+import type { SseEvent } from './sse.ts';
+
+export interface LiveSse {
+  status: number;
+  events: SseEvent[];
+  waitFor(match: (event: SseEvent) => boolean, timeoutMs?: number): Promise<SseEvent>;
+  close(): void;
+}
+
+export async function openSse(url: string, headers: Record<string, string> = {}): Promise<LiveSse> {
+  const abort = new AbortController();
+  const res = await fetch(url, { headers, signal: abort.signal });
+  const events: SseEvent[] = [];
+  const waiters = new Set<() => void>();
+  const live: LiveSse = {
+    status: res.status,
+    events,
+    waitFor(match, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = events.find(match);
+          if (!found) return false;
+          waiters.delete(check as () => void);
+          clearTimeout(timer);
+          resolve(found);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check as () => void);
+          reject(new Error(`no matching event within ${timeoutMs} ms; got ${JSON.stringify(events.map((e) => e.event))}`));
+        }, timeoutMs);
+        if (!check()) waiters.add(check as () => void);
+      });
+    },
+    close: () => abort.abort(),
+  };
+  if (!res.ok || !res.body) return live;
+  void (async () => {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of res.body!) {
+        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+        let split: number;
+        while ((split = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, split);
+          buffer = buffer.slice(split + 2);
+          const event: SseEvent = { data: '' };
+          let isEvent = false;
+          for (const line of block.split('\n')) {
+            if (line.startsWith('id: ')) event.id = line.slice(4);
+            else if (line.startsWith('event: ')) event.event = line.slice(7);
+            else if (line.startsWith('data: ')) {
+              event.data += line.slice(6);
+              isEvent = true;
+            }
+          }
+          if (isEvent) {
+            events.push(event);
+            [...waiters].forEach((w) => w());
+          }
+        }
+      }
+    } catch {
+      // closed by the test
+    }
+  })();
+  return live;
+}
