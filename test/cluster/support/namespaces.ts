@@ -4,7 +4,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { installCrds, kubectl } from './conveyor.ts';
 import { createTestNamespace, loadKubeConfig } from './kube.ts';
-import { SCENARIO_RULES, clientToken } from './tokens.ts';
+import { SCENARIO_RULES, clientToken, pruneStaleClusterGrants } from './tokens.ts';
 
 export { kubeconfigPath } from './kube.ts';
 
@@ -19,8 +19,11 @@ export async function createScenarioNamespace(): Promise<string> {
 
 // A token of the namespace's test client: every verb on Conveyor's resources there, and
 // /metrics (the built-in system:monitoring role).
-export function scenarioToken(namespace: string): Promise<string> {
-  return clientToken(loadKubeConfig(), namespace, 'conveyor-test-client', { rules: SCENARIO_RULES, clusterWide: ['system:monitoring'] });
+// Bindings left by tests that ended without cleaning up are pruned first.
+export async function scenarioToken(namespace: string): Promise<string> {
+  const kc = loadKubeConfig();
+  await pruneStaleClusterGrants(kc);
+  return clientToken(kc, namespace, 'conveyor-test-client', { rules: SCENARIO_RULES, clusterWide: ['system:monitoring'] });
 }
 
 // Pods keep Conveyor's log finalizer until their log is archived; a server stopped before

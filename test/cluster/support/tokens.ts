@@ -2,6 +2,9 @@
 // ordinary (Cluster)Roles, and a token from the TokenRequest API (`kubectl create token`).
 import * as k8s from '@kubernetes/client-node';
 
+// Marks the cluster-wide bindings made for a test namespace's clients.
+const TEST_NAMESPACE_LABEL = 'conveyor.ci/test-namespace';
+
 export interface ClientGrant {
   // ClusterRoles bound in the namespace with a RoleBinding (e.g. conveyor-edit).
   clusterRoles?: string[];
@@ -32,7 +35,7 @@ export async function clientToken(kc: k8s.KubeConfig, namespace: string, name: s
     await rbac
       .createClusterRoleBinding({
         body: {
-          metadata: { name: `${namespace}-${name}-${role.replace(/[^a-z0-9-]/g, '-')}`.slice(0, 253), labels: { 'conveyor.ci/test-namespace': namespace } },
+          metadata: { name: `${namespace}-${name}-${role.replace(/[^a-z0-9-]/g, '-')}`.slice(0, 253), labels: { [TEST_NAMESPACE_LABEL]: namespace } },
           roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
           subjects: [subject],
         },
@@ -45,10 +48,31 @@ export async function clientToken(kc: k8s.KubeConfig, namespace: string, name: s
   return token;
 }
 
-// The cluster-wide bindings clientToken made for a namespace's clients.
+// The cluster-wide bindings clientToken made for a namespace's clients (listed by label,
+// each checked, then deleted by name: never a collection delete on cluster-wide RBAC).
 export async function revokeClusterGrants(kc: k8s.KubeConfig, namespace: string): Promise<void> {
   const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
-  await rbac.deleteCollectionClusterRoleBinding({ labelSelector: `conveyor.ci/test-namespace=${namespace}` }).catch(() => undefined);
+  const bindings = await rbac.listClusterRoleBinding({ labelSelector: `${TEST_NAMESPACE_LABEL}=${namespace}` });
+  for (const binding of bindings.items) {
+    if (binding.metadata?.labels?.[TEST_NAMESPACE_LABEL] !== namespace) continue;
+    await rbac.deleteClusterRoleBinding({ name: binding.metadata.name! }).catch(() => undefined);
+  }
+}
+
+// Bindings whose test namespace is gone (a test that ended without its cleanup).
+export async function pruneStaleClusterGrants(kc: k8s.KubeConfig): Promise<void> {
+  const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const bindings = await rbac.listClusterRoleBinding({ labelSelector: TEST_NAMESPACE_LABEL });
+  for (const binding of bindings.items) {
+    const namespace = binding.metadata?.labels?.[TEST_NAMESPACE_LABEL];
+    if (!namespace) continue;
+    const gone = await core.readNamespace({ name: namespace }).then(
+      (ns) => ns.status?.phase === 'Terminating',
+      (err: unknown) => err instanceof k8s.ApiException && err.code === 404,
+    );
+    if (gone) await rbac.deleteClusterRoleBinding({ name: binding.metadata!.name! }).catch(() => undefined);
+  }
 }
 
 function ignoreExists(err: unknown): void {
