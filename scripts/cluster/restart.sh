@@ -10,7 +10,9 @@
 #     --kill              SIGKILL instead of SIGTERM: a crash rather than a clean stop
 # The cluster restarted is the running one (/run/conveyor-cluster/owner), whichever checkout
 # started it, unless CONVEYOR_CLUSTER_DIR names another. Exits non-zero when the component
-# does not come back healthy; prints its log's tail then.
+# does not come back healthy; prints its log's tail then. After the API server or etcd, it
+# also waits until a new namespace gets its ServiceAccount (restarting the controller
+# manager when that lags), so the cluster is usable for the next test when it returns.
 
 # The running cluster's directory, before lib.sh derives its paths from it.
 if [ -z "${CONVEYOR_CLUSTER_DIR:-}" ] && [ -s /run/conveyor-cluster/owner ]; then
@@ -51,6 +53,29 @@ kill_component() {
 healthz() { curl -ksfm 3 "$1" >/dev/null; }
 apiserver_ready() { [ "$(kc get --raw /readyz --request-timeout=5s 2>/dev/null)" = ok ]; }
 
+# probe_namespace_served SECONDS: a new namespace gets its `default` ServiceAccount within
+# SECONDS, i.e. the controller manager sees the API server's changes again.
+probe_namespace_served() {
+  local ns="conveyor-restart-probe-$$-$RANDOM" ok=1
+  kc create namespace "$ns" >/dev/null 2>&1 || return 1
+  wait_for "the service account controller" "$1" kc -n "$ns" get serviceaccount default || ok=0
+  kc delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
+  [ "$ok" -eq 1 ]
+}
+
+# After the API server (or etcd) came back, the controller manager's watches may have been
+# refused for a moment (the API server answers before its RBAC caches are filled) and back
+# off for a minute or more; tests that make namespaces would wait on it. When it does not
+# catch up within seconds, restart it too.
+settle_controllers() {
+  probe_namespace_served 10 && return 0
+  log "the controller manager has not caught up with the API server: restarting it too"
+  stop_component kube-controller-manager
+  start_controller_manager
+  wait_for "kube-controller-manager /healthz" 60 healthz https://127.0.0.1:10257/healthz
+  probe_namespace_served 30
+}
+
 # start_again NAME: starts NAME as up.sh does and waits for its health check.
 start_again() {
   case $1 in
@@ -58,8 +83,9 @@ start_again() {
     etcd)
       start_etcd
       # The API server reconnects by itself; wait until it answers again.
-      wait_for "kube-apiserver /readyz" 60 apiserver_ready ;;
-    kube-apiserver) start_apiserver ;;
+      wait_for "kube-apiserver /readyz" 60 apiserver_ready
+      settle_controllers ;;
+    kube-apiserver) start_apiserver && settle_controllers ;;
     kube-controller-manager)
       start_controller_manager
       wait_for "kube-controller-manager /healthz" 60 healthz https://127.0.0.1:10257/healthz ;;
@@ -91,6 +117,10 @@ restart_main() {
   [ -f "$OWNER_FILE" ] && [ "$(cat "$OWNER_FILE")" = "$CLUSTER_DIR" ] \
     || die "no test cluster of $CLUSTER_DIR is running (owner: $(cat "$OWNER_FILE" 2>/dev/null || echo none))"
   [ -f "$CONF/containerd.toml" ] || die "$CONF has no configuration: was the cluster started by up.sh?"
+  # One restart at a time on this machine: two at once would start two copies of a
+  # component, one of which cannot bind its port while the other's pid gets recorded.
+  exec 9>"$RUN_ROOT/restart.lock"
+  flock 9
   local t0=$SECONDS
   if [ "$hard" -eq 1 ]; then kill_component "$name"; else stop_component "$name"; fi
   log "$name is down"

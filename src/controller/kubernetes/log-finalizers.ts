@@ -8,6 +8,7 @@
 import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LOGS_FINALIZER, Labels, MANAGED_BY } from '../../kube/names.ts';
+import { reportBackgroundError } from '../../observability/background.ts';
 import { isStatus } from '../../store/kubernetes/custom-objects.ts';
 
 function errorBody(err: unknown): string {
@@ -116,14 +117,15 @@ export class OrphanReleaser {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.running;
-    await this.sweep().catch((err: unknown) => this.o.logger.warn({ err }, 'releasing run pods at shutdown failed'));
+    await this.sweep().catch((err: unknown) => reportBackgroundError('release-run-pods', err));
   }
 
   private tick(): void {
     if (this.running) return;
     this.running = this.sweep()
       .then(() => undefined)
-      .catch((err: unknown) => this.o.logger.warn({ err }, 'releasing orphaned run pods failed; retrying later'))
+      // Reported (log and conveyor_background_errors_total); the next tick tries again.
+      .catch((err: unknown) => reportBackgroundError('release-run-pods', err))
       .finally(() => (this.running = undefined));
   }
 
