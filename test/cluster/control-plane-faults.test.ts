@@ -122,6 +122,19 @@ async function logOf(server: TestServer, runid: string): Promise<JsonLine[]> {
   return lines;
 }
 
+// The cluster is shared: another test may restart the API server at any moment. A create
+// answered 503 is made again, as the CLI would.
+async function create(server: TestServer, body: unknown): Promise<{ status: number; body: { runid: string } }> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await request(server.url, 'POST', '/resources', body);
+    if (res.status !== 503 || attempt >= 60) {
+      expect(res.status, JSON.stringify(res.body)).to.equal(201);
+      return res;
+    }
+    await sleep(1000);
+  }
+}
+
 const outputOf = (lines: JsonLine[], step: string) => lines.filter((l) => l.step === step && l.stream !== 'system').map((l) => l.message);
 const counted = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i + 1}`);
 const countStep = (prefix: string, n: number, pause = '0.2') => `for i in $(seq 1 ${n}); do echo ${prefix}-$i; sleep ${pause}; done`;
@@ -196,7 +209,7 @@ describe('kubernetes mode under control-plane faults', function () {
 
   it('finishes a run across an API server restart mid-run: Succeeded, steps as the pod shows, every line once', async () => {
     const server = servers.at(-1)!;
-    const res = await request(server.url, 'POST', '/resources', pipeline('apiserver-restart', [['count', countStep('line', 30)], ['after', 'echo tail-line']]));
+    const res = await create(server, pipeline('apiserver-restart', [['count', countStep('line', 30)], ['after', 'echo tail-line']]));
     await linesArchived(server, res.body.runid, 3);
     await restartComponent('kube-apiserver', { downMs: 5000 });
     const run = await waitForRun(server.url, res.body.runid, TERMINAL, 90_000);
@@ -212,7 +225,7 @@ describe('kubernetes mode under control-plane faults', function () {
 
   it('finishes a run across a kubelet restart mid-run: Succeeded, steps as the pod shows, every line once', async () => {
     const server = servers.at(-1)!;
-    const res = await request(server.url, 'POST', '/resources', pipeline('kubelet-restart', [['count', countStep('line', 25)], ['after', 'echo tail-line']]));
+    const res = await create(server, pipeline('kubelet-restart', [['count', countStep('line', 25)], ['after', 'echo tail-line']]));
     await linesArchived(server, res.body.runid, 3);
     await restartComponent('kubelet', { downMs: 3000 });
     const run = await waitForRun(server.url, res.body.runid, TERMINAL, 90_000);
@@ -226,7 +239,7 @@ describe('kubernetes mode under control-plane faults', function () {
   it('refuses a cancel during an API-server outage with 503 and Retry-After; the CLI retries it and the run is Cancelled, no later step run', async () => {
     const server = servers.at(-1)!;
     // A step long enough (60 s) to be running still when the cancel gets through.
-    const res = await request(server.url, 'POST', '/resources', pipeline('cancel-in-outage', [['count', countStep('line', 300)], ['never', 'echo SHOULD-NOT-RUN']]));
+    const res = await create(server, pipeline('cancel-in-outage', [['count', countStep('line', 300)], ['never', 'echo SHOULD-NOT-RUN']]));
     const runid = res.body.runid as string;
     await linesArchived(server, runid, 3);
     let retried: Promise<unknown> | undefined;
@@ -271,7 +284,7 @@ describe('kubernetes mode under control-plane faults', function () {
       s.cleanup();
     }
     const first = await start(dataDir);
-    const res = await request(first.url, 'POST', '/resources', pipeline('server-and-apiserver', [['count', countStep('line', 40)], ['after', 'echo tail-line']]));
+    const res = await create(first, pipeline('server-and-apiserver', [['count', countStep('line', 40)], ['after', 'echo tail-line']]));
     const runid = res.body.runid as string;
     await linesArchived(first, runid, 3);
     await restartComponent('kube-apiserver', { downMs: 4000, whileDown: () => first.kill() });
@@ -288,7 +301,7 @@ describe('kubernetes mode under control-plane faults', function () {
 
   it('cancels a run whose pod no node can take: Cancelled, every step Skipped, the pod never bound', async () => {
     const server = servers.at(-1)!;
-    const res = await request(server.url, 'POST', '/resources', pipeline('unschedulable', [['one', 'echo never']], { resources: { requests: { cpu: '500' } } }));
+    const res = await create(server, pipeline('unschedulable', [['one', 'echo never']], { resources: { requests: { cpu: '500' } } }));
     const runid = res.body.runid as string;
     await waitFor('the pod to be unschedulable', 90_000, async () => {
       const pod = recorder.of(runid);
@@ -303,7 +316,7 @@ describe('kubernetes mode under control-plane faults', function () {
 
   it('corrects a finished run whose record contradicts its pod, with a StatusCorrected Event', async () => {
     const server = servers.at(-1)!;
-    const res = await request(server.url, 'POST', '/resources', pipeline('corrected', [['one', 'echo one'], ['two', 'echo two']]));
+    const res = await create(server, pipeline('corrected', [['one', 'echo one'], ['two', 'echo two']]));
     const runid = res.body.runid as string;
     expect((await waitForRun(server.url, runid, TERMINAL, 90_000)).phase).to.equal('Succeeded');
     // The record issue 14 found: Cancelled, the second step Skipped, though the pod ran it.
@@ -321,7 +334,7 @@ describe('kubernetes mode under control-plane faults', function () {
 
   it('does not call a run Cancelled while its kubelet has not stopped it, escalates, and records what the pod shows', async () => {
     const server = servers.at(-1)!;
-    const res = await request(server.url, 'POST', '/resources', pipeline('slow-kubelet', [['first', countStep('first', 15)], ['second', 'echo second-ran'], ['third', 'echo third-ran']]));
+    const res = await create(server, pipeline('slow-kubelet', [['first', countStep('first', 15)], ['second', 'echo second-ran'], ['third', 'echo third-ran']]));
     const runid = res.body.runid as string;
     await linesArchived(server, runid, 3);
     const thaw = freezeComponent('kubelet');

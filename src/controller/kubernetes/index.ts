@@ -9,7 +9,7 @@ import type { LogArchive, LogHub } from '../../logs/index.ts';
 import type { KubernetesStore } from '../../store/kubernetes/index.ts';
 import type { ResilientInformer } from '../informer.ts';
 import { LeaderElector } from '../leader-election.ts';
-import { WorkQueue } from '../queue.ts';
+import { WorkQueue, type ReconcileResult } from '../queue.ts';
 import { EventRecorder } from './events.ts';
 import { makeInformers, type Informers } from './informers.ts';
 import { PipelineReconciler } from './pipeline-reconciler.ts';
@@ -35,6 +35,21 @@ export interface KubernetesControllerOptions {
   // The server's own ServiceAccount (known once started): no run may use it.
   ownServiceAccount?: () => string | undefined;
   stopEscalationMs?: number;
+}
+
+// A reconcile that failed because the API server is down or not ready is tried again soon
+// and steadily, not after the per-key exponential backoff: that grows to a minute during a
+// long outage, and the run would then wait that long after the API server is back.
+export const OUTAGE_RETRY_MS = 2_000;
+async function whileReachable(reconcile: () => Promise<ReconcileResult | void>, logger: Logger, key: string): Promise<ReconcileResult | void> {
+  try {
+    return await reconcile();
+  } catch (err) {
+    const unavailable = asUnavailable(err);
+    if (!unavailable) throw err;
+    logger.info({ key, cause: (err as Error).message }, 'reconcile waits for the API server; requeued');
+    return { requeueAfter: Math.max(OUTAGE_RETRY_MS, Math.min(unavailable.retryAfterSeconds * 1000, 10_000)) };
+  }
 }
 
 /** Resolves once `signal` aborts, at once if it already has. */
@@ -176,8 +191,8 @@ export class KubernetesController {
     const stopPipelineResync = pipelineQueue.resync(() => informers.pipelines.list(namespace).map(name), resyncMs);
     const workers = this.o.workers ?? 16;
     const running = Promise.all([
-      runQueue.run((key) => runReconciler.reconcile(key), { workers }),
-      pipelineQueue.run((key) => pipelineReconciler.reconcile(key), { workers: 2 }),
+      runQueue.run((key) => whileReachable(() => runReconciler.reconcile(key), logger, key), { workers }),
+      pipelineQueue.run((key) => whileReachable(() => pipelineReconciler.reconcile(key), logger, key), { workers: 2 }),
     ]);
     await untilAborted(signal);
     await retention?.stop();

@@ -7,6 +7,11 @@ import type { DefinitionObject, GenericResourceObject, PipelineObject, RunObject
 import { ResilientInformer } from '../informer.ts';
 import { asUnavailable } from '../../domain/index.ts';
 
+// After an API server restart, its storage answers 429 "(re)initializing" for a few
+// seconds; with the default backoff (doubling up to 30 s) an informer then slept on long
+// after the API server could serve it, and every run waited. Capped at 4 s instead.
+const OUTAGE_BACKOFF = { baseDelayMs: 500, factor: 2, maxDelayMs: 4_000 };
+
 export interface Informers {
   runs: ResilientInformer<RunObject>;
   pipelines: ResilientInformer<PipelineObject>;
@@ -41,6 +46,7 @@ export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger)
       path: `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${plural}`,
       list: () => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural }) as Promise<KubernetesListObject<T>>,
       onError: onError(plural),
+      backoff: OUTAGE_BACKOFF,
     });
   return {
     runs: withoutManagedFields(customInformer<RunObject>(CustomResources.Run.plural)),
@@ -52,6 +58,7 @@ export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger)
       labelSelector: managed,
       list: () => batch.listNamespacedJob({ namespace, labelSelector: managed }),
       onError: onError('jobs'),
+      backoff: OUTAGE_BACKOFF,
     })),
     pods: withoutManagedFields(new ResilientInformer<V1Pod>({
       kubeConfig: kc,
@@ -60,6 +67,7 @@ export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger)
       labelSelector: managed,
       list: () => core.listNamespacedPod({ namespace, labelSelector: managed }),
       onError: onError('pods'),
+      backoff: OUTAGE_BACKOFF,
     })),
   };
 }
@@ -90,6 +98,7 @@ export function makeStoreInformers(kc: KubeConfig, namespace: string, logger: Lo
       path: `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${plural}`,
       list: () => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural }) as Promise<KubernetesListObject<T>>,
       onError: informerErrorLogger(logger, `store-${plural}`),
+      backoff: OUTAGE_BACKOFF,
     });
   return {
     runs: withoutManagedFields(informer<RunObject>(CustomResources.Run.plural)),
