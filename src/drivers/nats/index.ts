@@ -10,7 +10,7 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { jetstream, type ConsumerInfo, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import { BadRequestError, Reasons, isTerminal, skipUnstarted, type DriverResult, type Resource, type RunRecord, type StepStatus } from '../../domain/index.ts';
+import { BadRequestError, Reasons, ServiceUnavailableError, isTerminal, skipUnstarted, type DriverResult, type Resource, type RunRecord, type StepStatus } from '../../domain/index.ts';
 import type { DriverBus, DriverInfo, RunControl } from '../../api/context.ts';
 import type { LogHub } from '../../logs/index.ts';
 import type { Store } from '../../store/index.ts';
@@ -443,6 +443,7 @@ export class NatsDriverBus implements DriverBus {
     setTimeout(() => this.deduper.forget(runid), 60_000).unref();
     for (const key of this.alive) if (key.startsWith(`${runid}:`)) this.alive.delete(key);
     for (const key of this.currentGeneration) if (key.startsWith(`${runid}:`)) this.currentGeneration.delete(key);
+    for (const key of this.ackedAt.keys()) if (key.startsWith(`${runid}:`)) this.ackedAt.delete(key);
   }
 
   // ---- API ----
@@ -457,8 +458,14 @@ export class NatsDriverBus implements DriverBus {
   }
 
   async listDrivers(): Promise<DriverInfo[]> {
+    const consumers: ConsumerInfo[] = [];
+    try {
+      for await (const c of this.jsm!.consumers.list(Streams.messages.name)) consumers.push(c);
+    } catch (err) {
+      throw new ServiceUnavailableError(`the NATS server does not answer (${(err as Error).message}); drivers cannot be listed now`);
+    }
     const list: DriverInfo[] = [];
-    for await (const c of this.jsm!.consumers.list(Streams.messages.name)) {
+    for (const c of consumers) {
       const filters = filtersOf(c);
       const last = c.delivered.last_active ?? c.ack_floor.last_active;
       list.push({
