@@ -401,3 +401,27 @@ describe(inMode('external drivers over NATS JetStream'), function () {
     expect(after.steps.map((s: any) => s.result.message)).to.deep.equal(['packed', 'sent']);
   });
 });
+
+describe(inMode('a server without NATS'), () => {
+  let server: TestServer;
+  const call = (method: string, path: string, body?: unknown) => request(server.url, method, path, body);
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => {
+    await server.stop();
+    server.cleanup();
+  });
+
+  it('lists no drivers, has no Loki route to take lines, and leaves runs of other types Pending NoDriver', async () => {
+    expect((await call('GET', '/drivers')).body).to.deep.equal([]);
+    const loki = await call('POST', '/loki/api/v1/push', { streams: [] });
+    expect(loki.status).to.equal(404);
+    expect(loki.body.error).to.match(/no driver bus: start it with --nats-url/);
+    expect((await call('POST', '/resource-definitions', { name: 'lonely', schema: { type: 'object' } })).status).to.equal(201);
+    const created = await call('POST', '/resources', { name: 'l1', resource: 'lonely', spec: {} });
+    expect((await call('GET', `/runs/${created.body.runid}`)).body).to.include({ phase: 'Pending', reason: 'NoDriver' });
+    // Without a bus a deletion tells no driver: no run, the answer of old.
+    expect((await call('DELETE', '/resources/lonely/l1')).status).to.equal(204);
+  });
+});
