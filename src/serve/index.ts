@@ -39,7 +39,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // Kubernetes mode's client library is loaded only when it is used: local mode saves
   // ~70 MB of resident memory.
   const engine =
-    config.mode === 'kubernetes' ? (await import('./kubernetes.ts')).kubernetesEngine(config, logger) : localEngine(config, logger);
+    config.mode === 'kubernetes' ? (await import('./kubernetes.ts')).kubernetesEngine(config, logger) : localEngine(config);
   superviseWith({ logger, counter: engine.metrics.backgroundErrors });
   guardProcess();
   await engine.start();
