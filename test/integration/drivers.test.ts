@@ -3,6 +3,9 @@
 // NoDriver timeout, and a Conveyor restart mid-run.
 import { expect } from 'chai';
 import { collectFrames, request, waitForRun } from '../support/http.ts';
+import { readSse } from '../support/sse.ts';
+import { connect } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import { startNats, type TestNats } from '../support/nats.ts';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -112,9 +115,12 @@ describe(inMode('external drivers over NATS JetStream'), function () {
       ['widget-maker', 'same line'],
       ['widget-maker', 'same line'],
     ]);
-    // The seed's frame on the seed's route.
+    // The seed's frame on the seed's route, and SSE like any other run.
     const seedFrames = await collectFrames(`${server.wsUrl}/drivers/streams/logs/widget-maker/${runid}`);
     expect(JSON.parse(seedFrames.frames[0]!)).to.deep.equal([logs[0].timestamp, 'making a big widget']);
+    const sse = await readSse(`${server.url}/logs/streams/widget-maker/${runid}`);
+    expect(sse.status).to.equal(200);
+    expect(sse.events.filter((e) => e.data.includes('widget') || e.data.includes('same line')).map((e) => e.id)).to.deep.equal(['1', '2', '3']);
 
     // Replace and delete are events too.
     const replaced = await call('PUT', '/resources/widget/w1', { spec: { size: 'small' } });
@@ -343,5 +349,79 @@ describe(inMode('external drivers over NATS JetStream'), function () {
     expect((await call('GET', `/runs/${runid}`)).body.phase).to.equal('Cancelled');
     const lines = (await call('GET', `/logs?runid=${runid}`)).body.map((l: any) => l.message);
     expect(lines).to.deep.equal(['first', 'Run cancelled']);
+  });
+
+  it('applies each driver result once: a re-sent result neither hands the resource on twice nor changes the outcome', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const packer = await startWireDriver({
+      natsUrl: nats.url,
+      name: 'packer',
+      subject: 'drivers.packer.resources.parcel',
+      async handle({ log }) {
+        await log('packed');
+        return { success: true, message: 'packed', data: { boxes: 1 } };
+      },
+    });
+    const sender = await startWireDriver({
+      natsUrl: nats.url,
+      name: 'sender',
+      subject: 'drivers.sender.resources.parcel',
+      async handle({ log }) {
+        await gate;
+        await log('sent');
+        return { success: true, message: 'sent' };
+      },
+    });
+    drivers.push(packer, sender);
+    expect((await call('POST', '/resource-definitions', { ...widgetDefinition, name: 'parcel' })).status).to.equal(201);
+    const chain = { name: 'pack-and-send', resource: 'parcel', steps: [{ id: '1', name: 'pack', driver: 'packer' }, { id: '2', name: 'send', driver: 'sender' }] };
+    expect((await call('POST', '/pipelines', chain)).status).to.equal(201);
+    const created = await call('POST', '/resources', { name: 'p1', resource: 'parcel', spec: { size: 's' }, pipeline: 'pack-and-send' });
+    const runid = created.body.runid as string;
+    await until('the second driver has it', async () => (sender.received.length === 1 ? true : undefined));
+
+    const nc = await connect({ servers: nats.url });
+    const js = jetstream(nc);
+    const resend = (driver: string, success: boolean, message: string) =>
+      js.publish('pipelines.driver.result', JSON.stringify({ event: 'driver.result', run_id: runid, resource: {}, driverresult: { success, message, data: null, driver } }));
+    await resend('packer', true, 'packed again');
+    await new Promise((r) => setTimeout(r, 500));
+    release();
+    const run = await waitForRun(server.url, runid);
+    await resend('sender', false, 'too late');
+    await resend('packer', false, 'much too late');
+    await new Promise((r) => setTimeout(r, 500));
+    await nc.close();
+
+    expect(sender.received, 'the second driver got the resource once').to.have.lengthOf(1);
+    const after = (await call('GET', `/runs/${runid}`)).body;
+    expect(after).to.deep.equal(run);
+    expect(after).to.include({ phase: 'Succeeded', message: 'sent' });
+    expect(after.steps.map((s: any) => s.result.message)).to.deep.equal(['packed', 'sent']);
+  });
+});
+
+describe(inMode('a server without NATS'), () => {
+  let server: TestServer;
+  const call = (method: string, path: string, body?: unknown) => request(server.url, method, path, body);
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => {
+    await server.stop();
+    server.cleanup();
+  });
+
+  it('lists no drivers, has no Loki route to take lines, and leaves runs of other types Pending NoDriver', async () => {
+    expect((await call('GET', '/drivers')).body).to.deep.equal([]);
+    const loki = await call('POST', '/loki/api/v1/push', { streams: [] });
+    expect(loki.status).to.equal(404);
+    expect(loki.body.error).to.match(/no driver bus: start it with --nats-url/);
+    expect((await call('POST', '/resource-definitions', { name: 'lonely', schema: { type: 'object' } })).status).to.equal(201);
+    const created = await call('POST', '/resources', { name: 'l1', resource: 'lonely', spec: {} });
+    expect((await call('GET', `/runs/${created.body.runid}`)).body).to.include({ phase: 'Pending', reason: 'NoDriver' });
+    // Without a bus a deletion tells no driver: no run, the answer of old.
+    expect((await call('DELETE', '/resources/lonely/l1')).status).to.equal(204);
   });
 });

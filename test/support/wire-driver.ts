@@ -30,6 +30,9 @@ export interface WireDriverOptions {
   subject: string;
   handle(ctx: DriverContext): Promise<DriverOutcome | 'crash'>;
   ackWaitMs?: number;
+  // Credentials, where the NATS server requires them (the chart's always does).
+  user?: string;
+  pass?: string;
 }
 
 export interface WireDriver {
@@ -53,7 +56,13 @@ async function retrying<T>(attempt: () => Promise<T>): Promise<T> {
 }
 
 export async function startWireDriver(o: WireDriverOptions): Promise<WireDriver> {
-  const nc: NatsConnection = await connect({ servers: o.natsUrl, name: o.name, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  const nc: NatsConnection = await connect({
+    servers: o.natsUrl,
+    name: o.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    ...(o.user !== undefined ? { user: o.user, pass: o.pass } : {}),
+  });
   const jsm = await jetstreamManager(nc);
   // Like upstream's manager: a consumer on `messages` named after the driver, filtered to its
   // subjects, explicit ack, one message in hand at a time.

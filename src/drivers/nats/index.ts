@@ -10,7 +10,7 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { jetstream, type ConsumerInfo, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import { BadRequestError, Reasons, isTerminal, skipUnstarted, type DriverResult, type Resource, type RunRecord, type StepStatus } from '../../domain/index.ts';
+import { BadRequestError, Reasons, ServiceUnavailableError, isTerminal, skipUnstarted, type DriverResult, type Resource, type RunRecord, type StepStatus } from '../../domain/index.ts';
 import type { DriverBus, DriverInfo, RunControl } from '../../api/context.ts';
 import type { LogHub } from '../../logs/index.ts';
 import type { Store } from '../../store/index.ts';
@@ -90,6 +90,10 @@ export class NatsDriverBus implements DriverBus {
   // Stream sequences of JetStream lines delivered to this server and not yet acked.
   private readonly heldLines = new Set<number>();
   private readonly ackedAt = new Map<string, number>();
+  // `<run id>:<driver>` of drivers seen sending current-generation lines: they report results.
+  private readonly currentGeneration = new Set<string>();
+  // No result waits in Conveyor's result consumer (read at each poll).
+  private resultsIdle = false;
   // Lines and results are handled one at a time, in arrival order.
   private chain: Promise<void> = Promise.resolve();
   private readonly subs: Subscription[] = [];
@@ -228,6 +232,8 @@ export class NatsDriverBus implements DriverBus {
     const list: ConsumerInfo[] = [];
     for await (const c of this.jsm!.consumers.list(Streams.messages.name)) list.push(c);
     this.consumers = list;
+    const results = await this.jsm!.consumers.info(Streams.pipelineEngine.name, Consumers.results);
+    this.resultsIdle = results.num_pending === 0 && results.num_ack_pending === 0;
     for (const runid of [...this.active.keys()]) await this.advance(runid).catch((err: unknown) => this.o.logger.warn({ err, runid }, 'advancing a driver run failed'));
   }
 
@@ -327,6 +333,13 @@ export class NatsDriverBus implements DriverBus {
   private checkAcked(run: RunRecord, index: number, served: ConsumerInfo[]): void {
     const step = run.steps[index]!;
     const key = `${run.runid}:${index}`;
+    // A driver of the current generation ends its step with a result, never with its ack; and
+    // while a result waits to be applied, an ack says nothing.
+    if (step.driver && this.currentGeneration.has(`${run.runid}:${step.driver}`)) return;
+    if (!this.resultsIdle) {
+      this.ackedAt.delete(key);
+      return;
+    }
     const acked = served.some((c) => (!step.driver || c.name === step.driver) && c.ack_floor.stream_seq >= step.eventSeq!);
     if (!acked) return;
     const at = this.ackedAt.get(key) ?? Date.now();
@@ -373,6 +386,7 @@ export class NatsDriverBus implements DriverBus {
       this.o.logger.debug({ runid: line.runid, driver: line.driver }, 'log line for a run that is not running: dropped');
       return;
     }
+    if (route === 'jetstream' || route === 'live') this.currentGeneration.add(`${line.runid}:${line.driver}`);
     run = await this.markAlive(run, line.driver);
     const step = run.steps.find((s) => s.driver === line.driver)?.name ?? null;
     this.o.hub.append(line.runid, { driver: line.driver, pipeline: run.name, step, stream: 'stdout', message: line.message, ts: line.ts });
@@ -428,6 +442,8 @@ export class NatsDriverBus implements DriverBus {
     // Late second copies of its lines are dropped as lines of an ended run.
     setTimeout(() => this.deduper.forget(runid), 60_000).unref();
     for (const key of this.alive) if (key.startsWith(`${runid}:`)) this.alive.delete(key);
+    for (const key of this.currentGeneration) if (key.startsWith(`${runid}:`)) this.currentGeneration.delete(key);
+    for (const key of this.ackedAt.keys()) if (key.startsWith(`${runid}:`)) this.ackedAt.delete(key);
   }
 
   // ---- API ----
@@ -442,8 +458,14 @@ export class NatsDriverBus implements DriverBus {
   }
 
   async listDrivers(): Promise<DriverInfo[]> {
+    const consumers: ConsumerInfo[] = [];
+    try {
+      for await (const c of this.jsm!.consumers.list(Streams.messages.name)) consumers.push(c);
+    } catch (err) {
+      throw new ServiceUnavailableError(`the NATS server does not answer (${(err as Error).message}); drivers cannot be listed now`);
+    }
     const list: DriverInfo[] = [];
-    for await (const c of this.jsm!.consumers.list(Streams.messages.name)) {
+    for (const c of consumers) {
       const filters = filtersOf(c);
       const last = c.delivered.last_active ?? c.ack_floor.last_active;
       list.push({
