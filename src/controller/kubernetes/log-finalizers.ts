@@ -16,6 +16,13 @@ function errorBody(err: unknown): string {
   return typeof body === 'string' ? body : JSON.stringify(body ?? '');
 }
 
+// The API server is restarting or overloaded: no connection, 429, or a 5xx.
+function unreachable(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'number') return code === 429 || code >= 500;
+  return err instanceof TypeError && /fetch failed/.test(err.message);
+}
+
 export const heldByLogs = (pod: V1Pod): boolean => (pod.metadata?.finalizers ?? []).includes(LOGS_FINALIZER);
 export const beingDeleted = (obj: { metadata?: { deletionTimestamp?: Date | string } }): boolean => obj.metadata?.deletionTimestamp != null;
 
@@ -124,8 +131,9 @@ export class OrphanReleaser {
     if (this.running) return;
     this.running = this.sweep()
       .then(() => undefined)
-      // Reported (log and conveyor_background_errors_total); the next tick tries again.
-      .catch((err: unknown) => reportBackgroundError('release-run-pods', err))
+      // The next tick tries again: an API server that is away for a moment is only worth a
+      // warning; anything else is reported (log and conveyor_background_errors_total).
+      .catch((err: unknown) => (unreachable(err) ? this.o.logger.warn({ err }, 'releasing run pods: API server unavailable; retrying') : reportBackgroundError('release-run-pods', err)))
       .finally(() => (this.running = undefined));
   }
 
