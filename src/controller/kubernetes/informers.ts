@@ -1,6 +1,6 @@
 // The controller's view of the cluster: one resilient informer per kind it reconciles or
 // observes, all in the controller's namespace.
-import { BatchV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type V1Job, type V1Pod } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { CustomResources, GROUP, Labels, MANAGED_BY, VERSION } from '../../kube/names.ts';
 import type { DefinitionObject, GenericResourceObject, PipelineObject, RunObject } from '../../store/kubernetes/mapping.ts';
@@ -19,6 +19,20 @@ export interface Informers {
   pods: ResilientInformer<V1Pod>;
 }
 
+// managedFields (server-side apply bookkeeping) is often the largest part of an object and
+// nothing here reads it: dropped from every cached object as it arrives, in place, so the
+// informer's and the list-watch's maps share the lighter object (client-go's informers do
+// the same with a transform).
+export function withoutManagedFields<T extends KubernetesObject>(informer: ResilientInformer<T>): ResilientInformer<T> {
+  const strip = (obj: T) => {
+    const meta = obj.metadata as { managedFields?: unknown } | undefined;
+    if (meta?.managedFields !== undefined) delete meta.managedFields;
+  };
+  informer.on('add', strip);
+  informer.on('update', strip);
+  return informer;
+}
+
 export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger): Informers {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const batch = kc.makeApiClient(BatchV1Api);
@@ -35,9 +49,9 @@ export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger)
       backoff: OUTAGE_BACKOFF,
     });
   return {
-    runs: customInformer<RunObject>(CustomResources.Run.plural),
-    pipelines: customInformer<PipelineObject>(CustomResources.Pipeline.plural),
-    jobs: new ResilientInformer<V1Job>({
+    runs: withoutManagedFields(customInformer<RunObject>(CustomResources.Run.plural)),
+    pipelines: withoutManagedFields(customInformer<PipelineObject>(CustomResources.Pipeline.plural)),
+    jobs: withoutManagedFields(new ResilientInformer<V1Job>({
       kubeConfig: kc,
       name: 'jobs',
       path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
@@ -45,8 +59,8 @@ export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger)
       list: () => batch.listNamespacedJob({ namespace, labelSelector: managed }),
       onError: onError('jobs'),
       backoff: OUTAGE_BACKOFF,
-    }),
-    pods: new ResilientInformer<V1Pod>({
+    })),
+    pods: withoutManagedFields(new ResilientInformer<V1Pod>({
       kubeConfig: kc,
       name: 'pods',
       path: `/api/v1/namespaces/${namespace}/pods`,
@@ -54,7 +68,7 @@ export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger)
       list: () => core.listNamespacedPod({ namespace, labelSelector: managed }),
       onError: onError('pods'),
       backoff: OUTAGE_BACKOFF,
-    }),
+    })),
   };
 }
 
@@ -87,9 +101,9 @@ export function makeStoreInformers(kc: KubeConfig, namespace: string, logger: Lo
       backoff: OUTAGE_BACKOFF,
     });
   return {
-    runs: informer<RunObject>(CustomResources.Run.plural),
-    pipelines: informer<PipelineObject>(CustomResources.Pipeline.plural),
-    resources: informer<GenericResourceObject>(CustomResources.Resource.plural),
-    definitions: informer<DefinitionObject>(CustomResources.ResourceDefinition.plural),
+    runs: withoutManagedFields(informer<RunObject>(CustomResources.Run.plural)),
+    pipelines: withoutManagedFields(informer<PipelineObject>(CustomResources.Pipeline.plural)),
+    resources: withoutManagedFields(informer<GenericResourceObject>(CustomResources.Resource.plural)),
+    definitions: withoutManagedFields(informer<DefinitionObject>(CustomResources.ResourceDefinition.plural)),
   };
 }
