@@ -662,7 +662,7 @@ swap_runtime() {
   write_containerd_config
   start_containerd
   local app
-  for app in "$IMAGE_CACHE"/conveyor_*.tar; do
+  for app in "$IMAGE_CACHE"/conveyor*_*.tar; do
     [ -f "$app" ] || continue
     CONVEYOR_IMAGE=$(basename "$app" .tar | sed 's/_/:/') bash "$CLUSTER_SCRIPTS/image.sh" import || true
   done

@@ -33,11 +33,7 @@ export function makeInformers(kc: KubeConfig, namespace: string, logger: Logger)
   const batch = kc.makeApiClient(BatchV1Api);
   const core = kc.makeApiClient(CoreV1Api);
   const managed = `${Labels.managedBy}=${MANAGED_BY}`;
-  const onError = (name: string) => (err: unknown, restartInMs: number) => {
-    // The API server going away for a while is expected: said once per retry, no stack.
-    if (asUnavailable(err)) logger.info({ informer: name, restartInMs, cause: (err as Error).message }, 'informer waits for the API server; restarting');
-    else logger.warn({ err, informer: name, restartInMs }, 'informer failed; restarting');
-  };
+  const onError = (name: string) => informerErrorLogger(logger, name);
   const customInformer = <T extends RunObject | PipelineObject>(plural: string) =>
     new ResilientInformer<T>({
       kubeConfig: kc,
@@ -77,6 +73,14 @@ export interface StoreInformers {
   definitions: ResilientInformer<DefinitionObject>;
 }
 
+// The API server going away for a while is expected: said once per retry, without a stack.
+function informerErrorLogger(logger: Logger, name: string): (err: unknown, restartInMs: number) => void {
+  return (err, restartInMs) => {
+    if (asUnavailable(err)) logger.info({ informer: name, restartInMs, cause: (err as Error).message }, 'informer waits for the API server; restarting');
+    else logger.warn({ err, informer: name, restartInMs }, 'informer failed; restarting');
+  };
+}
+
 export function makeStoreInformers(kc: KubeConfig, namespace: string, logger: Logger): StoreInformers {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const informer = <T extends RunObject | PipelineObject | GenericResourceObject | DefinitionObject>(plural: string) =>
@@ -85,7 +89,7 @@ export function makeStoreInformers(kc: KubeConfig, namespace: string, logger: Lo
       name: `store-${plural}`,
       path: `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${plural}`,
       list: () => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural }) as Promise<KubernetesListObject<T>>,
-      onError: (err, restartInMs) => logger.warn({ err, informer: `store-${plural}`, restartInMs }, 'informer failed; restarting'),
+      onError: informerErrorLogger(logger, `store-${plural}`),
     });
   return {
     runs: withoutManagedFields(informer<RunObject>(CustomResources.Run.plural)),

@@ -10,6 +10,11 @@ import type { Logger } from 'pino';
 import { LOGS_FINALIZER, Labels, MANAGED_BY } from '../../kube/names.ts';
 import { isStatus } from '../../store/kubernetes/custom-objects.ts';
 
+function errorBody(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  return typeof body === 'string' ? body : JSON.stringify(body ?? '');
+}
+
 export const heldByLogs = (pod: V1Pod): boolean => (pod.metadata?.finalizers ?? []).includes(LOGS_FINALIZER);
 export const beingDeleted = (obj: { metadata?: { deletionTimestamp?: Date | string } }): boolean => obj.metadata?.deletionTimestamp != null;
 
@@ -83,8 +88,8 @@ export interface OrphanReleaserOptions {
 
 /**
  * The server's side. Releases a run pod that is being deleted when its Run is gone or going
- * too (a deleted namespace deletes both; no reconcile will ever archive that pod's log), and,
- * once the server's installation is going, every run pod. Needs no leadership: a server
+ * too (no reconcile will ever archive that pod's log), and every run pod once the namespace
+ * is being deleted or the server's installation is going. Needs no leadership: a server
  * that cannot lead (its namespace is terminating, so it cannot even make its Lease) still
  * lets the namespace go. Idempotent, so several servers may do it at once.
  */
@@ -122,6 +127,32 @@ export class OrphanReleaser {
       .finally(() => (this.running = undefined));
   }
 
+  /**
+   * Whether the namespace is being deleted. Asked without reading the Namespace (the server
+   * has no cluster-scoped rights): a dry-run create of an Event, which the API server's
+   * NamespaceLifecycle admission refuses in a terminating namespace, stores nothing.
+   */
+  async namespaceGoing(): Promise<boolean> {
+    try {
+      await this.core.createNamespacedEvent({
+        namespace: this.o.namespace,
+        dryRun: 'All',
+        body: {
+          metadata: { generateName: 'conveyor-probe-' },
+          involvedObject: { kind: 'Namespace', name: this.o.namespace },
+          reason: 'Probe',
+          message: 'is this namespace being deleted?',
+          type: 'Normal',
+        },
+      });
+      return false;
+    } catch (err) {
+      if (isStatus(err, 403) && /NamespaceTerminating|is being terminated/.test(errorBody(err))) return true;
+      if (isStatus(err, 404)) return true;
+      throw err;
+    }
+  }
+
   /** Whether this server's installation is gone or being deleted (false when unknown). */
   async installationGoing(): Promise<boolean> {
     if (!this.o.installation) return false;
@@ -136,7 +167,8 @@ export class OrphanReleaser {
   async sweep(): Promise<string[]> {
     const held = await podsHeldByLogs(this.core, this.o.namespace);
     if (held.length === 0) return [];
-    const all = await this.installationGoing();
+    const namespaceGoing = held.some(beingDeleted) && (await this.namespaceGoing());
+    const all = namespaceGoing || (await this.installationGoing());
     const released: string[] = [];
     for (const pod of held) {
       const runid = pod.metadata?.labels?.[Labels.runId];
@@ -145,7 +177,11 @@ export class OrphanReleaser {
       if (await releaseLogFinalizer(this.core, this.o.namespace, pod)) released.push(pod.metadata!.name!);
     }
     if (released.length > 0) {
-      const why = all ? `its installation (deployment ${this.o.installation}) is going` : 'they are being deleted with their runs';
+      const why = namespaceGoing
+        ? `namespace ${this.o.namespace} is being deleted`
+        : all
+          ? `its installation (deployment ${this.o.installation}) is going`
+          : 'they are being deleted with their runs';
       this.o.logger.info({ pods: released }, `released ${released.length} run pod(s) from the log finalizer: ${why}`);
     }
     return released;

@@ -1,7 +1,6 @@
 // The embedded store of local mode, on node:sqlite. Every method is synchronous underneath,
 // so a read-modify-write inside one call cannot interleave with another request.
 import { EventEmitter } from 'node:events';
-import { isDeepStrictEqual } from 'node:util';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { v4 as uuidv4 } from 'uuid';
 import {
@@ -202,18 +201,11 @@ export class EmbeddedStore implements Store {
 
   async replaceResource(input: ResourceInput, makeRun: (version: number) => RunRecord): Promise<{ resource: Resource; run: RunRecord }> {
     const stamp = now();
-    let unchanged: RunRecord | undefined;
     const run = transaction(this.db, () => {
-      const row = this.sql('SELECT version, spec, pipeline FROM resources WHERE type = ? AND name = ?').get(input.resource, input.name) as Row | undefined;
+      // Every replace is a new version with its run, the same spec too (the web page's "Run
+      // again"); Kubernetes mode does the same.
+      const row = this.sql('SELECT version FROM resources WHERE type = ? AND name = ?').get(input.resource, input.name) as Row | undefined;
       if (!row) throw new NotFoundError(`resource ${input.resource}/${input.name} not found`);
-      // PUT is idempotent, as Kubernetes keeps the generation of an unchanged spec: the same
-      // spec again is the current version, and its run, in both modes.
-      if (isDeepStrictEqual(JSON.parse(String(row.spec)), input.spec) && (row.pipeline ?? undefined) === input.pipeline) {
-        const last = this.db
-          .prepare('SELECT runid FROM runs WHERE resource = ? AND name = ? AND version = ? ORDER BY created_at DESC LIMIT 1')
-          .get(input.resource, input.name, Number(row.version)) as Row | undefined;
-        if (last) return (unchanged = { runid: String(last.runid) } as RunRecord);
-      }
       const version = Number(row.version) + 1;
       const spec = JSON.stringify(input.spec);
       this.sql('UPDATE resources SET version = ?, pipeline = ?, spec = ?, updated_at = ? WHERE type = ? AND name = ?')
@@ -224,11 +216,9 @@ export class EmbeddedStore implements Store {
       this.insertRun(next);
       return next;
     });
-    const resource = (await this.getResource(input.resource, input.name))!;
-    if (unchanged) return { resource, run: (await this.getRun(unchanged.runid))! };
     this.countRun(null, run.phase);
     this.emitRun(run);
-    return { resource, run };
+    return { resource: (await this.getResource(input.resource, input.name))!, run };
   }
 
   async getResource(type: string, name: string, version?: number): Promise<Resource | undefined> {
