@@ -95,7 +95,8 @@ describe('drivers: the chart runs NATS with authentication and Conveyor serves a
 
   it('hands a resource to a driver connected through the NATS Service; the run succeeds and its lines reach the websocket', async () => {
     endpoint = await reachService(kc, ns, fullname);
-    const auth = await roleHeaders(kc, ns, ns, 'edit');
+    // Defining a resource type is an admin's job; the rest an editor could do.
+    const auth = await roleHeaders(kc, ns, ns, 'admin');
     const defined = await http('POST', `${endpoint.url}/resource-definitions`, { name: 'deployment', schema: { type: 'object', required: ['app'] } }, auth);
     expect(defined.status, defined.text).to.equal(201);
     driver = await startWireDriver({
