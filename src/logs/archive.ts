@@ -176,6 +176,10 @@ export class LogArchive {
 
   // Removes a run's lines (retention: the archive goes with its Run).
   delete(runid: string): number {
-    return Number(this.db.prepare('DELETE FROM log_lines WHERE runid = ?').run(runid).changes);
+    return transaction(this.db, () => {
+      // Its marks go with it (they describe its lines).
+      this.db.prepare('DELETE FROM log_marks WHERE runid = ?').run(runid);
+      return Number(this.db.prepare('DELETE FROM log_lines WHERE runid = ?').run(runid).changes);
+    });
   }
 }

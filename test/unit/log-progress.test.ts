@@ -78,6 +78,13 @@ describe('log collection progress', () => {
     expect(progressFromArchive(archive, runid, steps, 1).get('test')).to.deep.include({ finished: true });
   });
 
+  it('forgets the marks with the lines when a run is deleted', () => {
+    firstTry();
+    expect(archive.marks(runid)).to.have.lengthOf(4);
+    expect(archive.delete(runid)).to.equal(6);
+    expect(archive.marks(runid)).to.deep.equal([]);
+  });
+
   it('resumes a retry within its own lines only', () => {
     firstTry();
     write(null, 'system', StepMessages.retrying(2), undefined, { attempt: 2, event: 'attempt' });
