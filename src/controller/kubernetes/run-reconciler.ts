@@ -108,7 +108,7 @@ export class RunReconciler {
       this.stopsSince.delete(runid);
       // A deleted Run takes its log with it: its pods must not wait for an archive that
       // no reconcile will complete. The cache may only lag, so ask the API server.
-      if (this.podsOf(runid).length > 0 && !(await this.o.store.getRun(runid))) await this.releasePods(runid);
+      if (this.podsOf(runid).length > 0 && !(await this.o.store.runs.fresh(runid))) await this.releasePods(runid);
       return;
     }
     const run = runFromObject(obj);
