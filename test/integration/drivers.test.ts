@@ -351,6 +351,42 @@ describe(inMode('external drivers over NATS JetStream'), function () {
     expect(lines).to.deep.equal(['first', 'Run cancelled']);
   });
 
+  // Kubernetes mode only: a Pipeline applied with kubectl (not through the API) that names a
+  // driver pipeline is handed to its drivers too.
+  if (serverMode() === 'kubernetes') {
+    it('hands a Pipeline applied with kubectl and naming a driver pipeline to its drivers', async () => {
+      drivers.push(
+        await startWireDriver({
+          natsUrl: nats.url,
+          name: 'kube-builder',
+          subject: 'drivers.kube-builder.resources.pipeline',
+          async handle({ log, event }) {
+            await log(`building for ${event.event}`);
+            return { success: true, message: 'built' };
+          },
+        }),
+      );
+      const chain = { name: 'kube-chain', resource: 'pipeline', steps: [{ id: '1', name: 'build', driver: 'kube-builder' }] };
+      expect((await call('POST', '/pipelines', chain)).status).to.equal(201);
+      const { kubectl } = await import('../cluster/support/conveyor.ts');
+      const namespace = cluster!.args[cluster!.args.indexOf('--namespace') + 1]!;
+      const manifest = {
+        apiVersion: 'conveyor.ci/v1alpha1',
+        kind: 'Pipeline',
+        metadata: { name: 'applied', namespace, annotations: { 'conveyor.ci/driver-pipeline': 'kube-chain' } },
+        spec: { image: 'jimjuniorb/hello-node:1.2.3', steps: [{ name: 'one', command: 'true' }] },
+      };
+      kubectl(['apply', '-f', '-'], JSON.stringify(manifest));
+      const runid = await until('the Pipeline run', async () => {
+        const id = kubectl(['get', 'pipelines.conveyor.ci', 'applied', '-n', namespace, '-o', 'jsonpath={.status.lastRunId}']).trim();
+        return id || undefined;
+      });
+      const run = await waitForRun(server.url, runid);
+      expect(run).to.include({ phase: 'Succeeded', message: 'built', driver: 'kube-builder' });
+      expect((await call('GET', `/logs?runid=${runid}`)).body.map((l: any) => l.message)).to.deep.equal(['building for create']);
+    });
+  }
+
   it('applies each driver result once: a re-sent result neither hands the resource on twice nor changes the outcome', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));

@@ -1,7 +1,7 @@
 // Reconciles one Pipeline: each new metadata.generation gets exactly one Run, named by an
 // id every actor derives alike (the API's announced id for that generation, or one derived
 // from the Pipeline's uid and generation), so races and restarts cannot make a second one.
-import { COMMAND_RUNNER, PIPELINE_TYPE, newRun, type JsonObject } from '../../domain/index.ts';
+import { COMMAND_RUNNER, PIPELINE_TYPE, driverSteps, newRun, type JsonObject } from '../../domain/index.ts';
 import type { KubernetesStore } from '../../store/kubernetes/index.ts';
 import { Annotations, runIdForGeneration, stepNamesOf, type PipelineStatus } from '../../store/kubernetes/mapping.ts';
 import type { Informers } from './informers.ts';
@@ -32,22 +32,23 @@ export class PipelineReconciler {
       if (!this.o.informers.runs.get(runid, this.o.namespace)) {
         const spec = pipeline.spec as unknown as JsonObject;
         const chain = annotations[Annotations.driverPipeline];
-        await this.o.store.ensureRun(
-          newRun({
-            runid,
-            resource: PIPELINE_TYPE,
-            name,
-            version: generation,
-            spec,
-            pipeline: chain ?? null,
-            driver: chain ? null : COMMAND_RUNNER,
-            stepNames: stepNamesOf(PIPELINE_TYPE, spec),
-            now: new Date().toISOString(),
-            // Verified at admission by the chart's ValidatingAdmissionPolicy (docs/security.md).
-            requestedBy: annotations[Annotations.requestedBy] ?? null,
-          }),
-          pipeline.metadata.uid!,
-        );
+        // A Pipeline handed to a chain of external drivers gets their steps, as over the API.
+        const drivers = chain ? await this.o.store.getDriverPipeline(chain) : undefined;
+        const run = newRun({
+          runid,
+          resource: PIPELINE_TYPE,
+          name,
+          version: generation,
+          spec,
+          pipeline: chain ?? null,
+          driver: chain ? null : COMMAND_RUNNER,
+          stepNames: stepNamesOf(PIPELINE_TYPE, spec),
+          now: new Date().toISOString(),
+          // Verified at admission by the chart's ValidatingAdmissionPolicy (docs/security.md).
+          requestedBy: annotations[Annotations.requestedBy] ?? null,
+        });
+        if (chain) run.steps = driverSteps(generation === 1 ? 'create' : 'update', drivers?.steps ?? null, PIPELINE_TYPE);
+        await this.o.store.ensureRun(run, pipeline.metadata.uid!);
       }
     }
     const run = this.o.informers.runs.get(runid, this.o.namespace);
