@@ -243,6 +243,15 @@ describe('security: authentication and RBAC on the real cluster, through the Ser
       // Replacing an existing pipeline with an escalation is refused the same way.
       const created = await call('POST', '/resources/', tokens.editor, pipelineDoc('replace-me'));
       expect(created.status).to.equal(201);
+      // A step pod of a pipeline that names no account: no token, no server environment.
+      const core = kc.makeApiClient(k8s.CoreV1Api);
+      const pod = await waitFor('the step pod', 60_000, async () => (await core.listNamespacedPod({ namespace: ns, labelSelector: `conveyor.ci/run-id=${created.body.runid}` })).items[0]);
+      expect(pod.spec?.automountServiceAccountToken).to.equal(false);
+      expect(pod.spec?.enableServiceLinks).to.equal(false);
+      expect((pod.spec?.volumes ?? []).filter((v) => v.projected?.sources?.some((src) => src.serviceAccountToken))).to.deep.equal([]);
+      const envNames = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].flatMap((c) => (c.env ?? []).map((e) => e.name));
+      expect(envNames.filter((n) => /^CONVEYOR_(AUTH|SERVICE_ACCOUNT|NAMESPACE|DATA_DIR|TOKEN)|^HOME$/.test(n))).to.deep.equal([]);
+      expect((pod.spec?.containers ?? []).flatMap((c) => c.envFrom ?? [])).to.deep.equal([]);
       const replaced = await call('PUT', '/resources/pipeline/replace-me', tokens.editor, { spec: { ...pipelineDoc('x').spec, serviceAccountName: 'default' } });
       expect(replaced.status).to.equal(403);
     });
