@@ -26,6 +26,20 @@ export interface ReadsResult {
   metricsMs: number;
 }
 
+// The shared test cluster's API server may be restarted by other work: each call is retried
+// through connection errors and 5xx for up to two minutes.
+async function retried<T>(what: string, call: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if ((typeof code === 'number' && code < 500) || attempt >= 120) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 // N finished (Succeeded, log archived) Runs across 100 pipelines, written as the server
 // writes them: the Run, then its status.
 async function seedRuns(kc: k8s.KubeConfig, namespace: string, n: number): Promise<string[]> {
@@ -46,14 +60,19 @@ async function seedRuns(kc: k8s.KubeConfig, namespace: string, n: number): Promi
         const done = { ...record, phase: 'Succeeded' as const, reason: 'Succeeded', message: 'all steps succeeded', startedAt: stamp, finishedAt: stamp,
           steps: [{ name: 'noop', phase: 'Succeeded' as const, exitCode: 0, startedAt: stamp, finishedAt: stamp }] };
         const target = { group: GROUP, version: VERSION, namespace, plural: 'runs' };
-        const created = (await api.createNamespacedCustomObject({ ...target, body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'Run', metadata: runMetadata(record, 'bench'), spec: runSpecOf(record) } })) as {
-          metadata: { name: string; generation?: number };
-        };
-        await api.replaceNamespacedCustomObjectStatus({
+        type Created = { metadata: { name: string; generation?: number } };
+        const created = (await retried('create', () =>
+          api.createNamespacedCustomObject({ ...target, body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'Run', metadata: runMetadata(record, 'bench'), spec: runSpecOf(record) } }),
+        ).catch((err: unknown) => {
+          // A create that reached the API server before a connection broke: it exists.
+          if ((err as { code?: number }).code === 409) return api.getNamespacedCustomObject({ ...target, name: record.runid });
+          throw err;
+        })) as Created;
+        await retried('status', () => api.replaceNamespacedCustomObjectStatus({
           ...target,
           name: created.metadata.name,
           body: { ...created, status: { ...runStatusOf(done, created.metadata.generation, undefined), logsArchived: true } },
-        });
+        }));
         ids.push(record.runid);
       }
     }),

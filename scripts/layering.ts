@@ -9,7 +9,7 @@
 // vanish in that step: the rules are about what runs.
 import { cruise, type IForbiddenRuleType, type IReporterOutput } from 'dependency-cruiser';
 import { transformSync } from 'esbuild';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 
@@ -17,6 +17,7 @@ const root = resolve(import.meta.dirname, '..');
 
 // Highest first. A module may import its own role and any role listed after it.
 export const ROLES: readonly { role: string; path: string; why: string }[] = [
+  { role: 'ui', path: '^src/ui/', why: 'the web page, a browser bundle: nothing of the server (own rule below)' },
   { role: 'entry', path: '^src/(main[.]ts$|cli/)', why: 'the conveyor command and its wiring' },
   { role: 'serve', path: '^src/serve/', why: 'assembles an engine per mode and runs the server' },
   { role: 'api', path: '^src/api/', why: 'the Koa app, websocket and SSE endpoints' },
@@ -54,6 +55,13 @@ export function layeringRules(): IForbiddenRuleType[] {
       from: { path: '^src/domain/' },
       to: { dependencyTypes: ['core'], path: `^(node:)?(${NODE_IO.join('|')})$` },
     },
+    {
+      name: 'ui-imports-only-ui',
+      comment: 'the web page uses only the public API, never server code',
+      severity: 'error',
+      from: { path: '^src/ui/' },
+      to: { path: '^src/', pathNot: '^src/ui/' },
+    },
     { name: 'no-cycles', severity: 'error', from: { path: '^src/' }, to: { circular: true } },
   );
   return rules;
@@ -62,7 +70,7 @@ export function layeringRules(): IForbiddenRuleType[] {
 function tsFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((entry) => {
     const path = join(dir, entry);
-    return statSync(path).isDirectory() ? tsFiles(path) : path.endsWith('.ts') ? [path] : [];
+    return statSync(path).isDirectory() ? tsFiles(path) : /\.tsx?$/.test(path) && !path.endsWith('.d.ts') ? [path] : [];
   });
 }
 
@@ -78,9 +86,10 @@ export async function checkLayering(): Promise<string[]> {
   const mirror = mkdtempSync(join(tmpdir(), 'conveyor-layering-'));
   try {
     for (const file of tsFiles(join(root, 'src'))) {
-      const { code } = transformSync(readFileSync(file, 'utf8'), { loader: 'ts', format: 'esm', tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true } } });
-      const js = code.replace(/(['"])(\.{1,2}\/[^'"\n]*)\.ts\1/g, '$1$2.js$1');
-      const target = join(mirror, relative(root, file)).replace(/\.ts$/, '.js');
+      const loader = file.endsWith('.tsx') ? 'tsx' : 'ts';
+      const { code } = transformSync(readFileSync(file, 'utf8'), { loader, format: 'esm', jsx: 'automatic', jsxImportSource: 'preact', tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true } } });
+      const js = code.replace(/(['"])(\.{1,2}\/[^'"\n]*)\.tsx?\1/g, '$1$2.js$1');
+      const target = join(mirror, relative(root, file)).replace(/\.tsx?$/, '.js');
       mkdirSync(dirname(target), { recursive: true });
       writeFileSync(target, js);
     }
@@ -92,7 +101,7 @@ export async function checkLayering(): Promise<string[]> {
       outputType: 'json',
     });
     const output = typeof result.output === 'string' ? JSON.parse(result.output) : result.output;
-    const named = (p: string) => p.replace(/\.js$/, '.ts');
+    const named = (p: string) => (existsSync(join(root, p.replace(/\.js$/, '.tsx'))) ? p.replace(/\.js$/, '.tsx') : p.replace(/\.js$/, '.ts'));
     const modules: number = output.summary.totalCruised;
     if (modules < tsFiles(join(root, 'src')).length) throw new Error(`dependency-cruiser read ${modules} modules, fewer than src/ has`);
     return (output.summary.violations as { rule: { name: string }; from: string; to: string; cycle?: { name: string }[] }[]).map(

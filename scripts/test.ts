@@ -28,7 +28,7 @@ const mocha = new Mocha({
   grep: process.env.CONVEYOR_TEST_GREP,
 });
 // Integration files whose scenarios hold in both modes (where the modes differ, they say so).
-const BOTH_MODES = ['api.test.ts', 'logs.test.ts', 'openapi.test.ts', 'edges.test.ts'];
+const BOTH_MODES = ['api.test.ts', 'logs.test.ts', 'openapi.test.ts', 'edges.test.ts', 'drivers.test.ts', 'upstream-client.test.ts'];
 for (const tier of selected) {
   for (const file of testFiles(join(root, 'test', tier))) mocha.addFile(file);
 }

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_MAX_LINE_BYTES } from './logs/line-splitter.ts';
+import { DEFAULT_MAX_LINE_BYTES } from './domain/log.ts';
 
 // Where a cgroup v1 freezer hierarchy is mounted on Linux (local mode's step containment).
 const DEFAULT_FREEZER_ROOT = '/sys/fs/cgroup/freezer';
@@ -92,6 +92,8 @@ export interface ServeFlags {
   driverTimeout?: string;
 }
 
+const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
 function integer(value: string, source: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
@@ -139,8 +141,9 @@ export function resolveConfig(flags: ServeFlags = {}, env: NodeJS.ProcessEnv = p
     dataDir: resolve(pick(flags.dataDir, 'data-dir', env, 'CONVEYOR_DATA_DIR')?.[0] ?? '.data'),
     maxBodyBytes: body ? integer(body[0], body[1], 1) : 1024 * 1024,
     concurrency: concurrency ? integer(concurrency[0], concurrency[1], 1) : availableParallelism(),
-    shutdownGraceMs: grace ? integer(grace[0], grace[1], 0) * 1000 : 10_000,
-    heartbeatMs: heartbeat ? integer(heartbeat, 'CONVEYOR_SSE_HEARTBEAT_MS', 10) : 15_000,
+    // Timers wait at most 2^31-1 ms (longer ones fire at once), so these stop there.
+    shutdownGraceMs: grace ? integer(grace[0], grace[1], 0, MAX_TIMER_SECONDS) * 1000 : 10_000,
+    heartbeatMs: heartbeat ? integer(heartbeat, 'CONVEYOR_SSE_HEARTBEAT_MS', 10, MAX_TIMER_SECONDS * 1000) : 15_000,
     logLevel: pick(flags.logLevel, 'log-level', env, 'CONVEYOR_LOG_LEVEL')?.[0] ?? 'info',
     namespace: pick(flags.namespace, 'namespace', env, 'CONVEYOR_NAMESPACE')?.[0],
     kubeQps: env.CONVEYOR_KUBE_QPS ? integer(env.CONVEYOR_KUBE_QPS, 'CONVEYOR_KUBE_QPS', 1) : DEFAULT_RATE_LIMIT.qps,

@@ -2,6 +2,12 @@
 // `format=json` opts into the full line.
 export type LogStream = 'stdout' | 'stderr' | 'system';
 
+// An output line longer than the limit (default 1 MiB, `--max-line-bytes`) is stored as
+// parts; every part but the last ends with LINE_CONTINUES, so that readers can tell a cut
+// from a real line end and join the parts back (README: "Long lines").
+export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
+export const LINE_CONTINUES = ' [line continues]';
+
 // What a line Conveyor writes itself stands for, as data, so that no decision about a run
 // (where its log collection resumes, whether its end was written) has to parse messages:
 // `attempt` opens a retry's lines, `start` and `end` frame a step's output (the line's

@@ -7,6 +7,7 @@
 import type { LogEntry, LogLine } from '../domain/index.ts';
 import { nowNanos } from '../domain/index.ts';
 import type { LogArchive } from './archive.ts';
+import { reportBackgroundError } from '../observability/background.ts';
 
 export type NewLogEntry = Omit<LogEntry, 'ts'> & { ts?: string };
 
@@ -63,6 +64,7 @@ export class LogHub {
   private readonly isFinished: (runid: string) => Promise<boolean>;
   private readonly runs = new Map<string, RunLog>();
   private pending: LogLine[] = [];
+  private pendingBytes = 0;
   private flushScheduled = false;
   private readonly windowSize: number;
   private readonly batchSize: number;
@@ -80,6 +82,8 @@ export class LogHub {
   private retryMs = 0;
   private retryTimer?: NodeJS.Timeout;
   private closed = false;
+  // Writers waiting for the backlog of uncommitted lines to clear.
+  private backlogWaiters: (() => void)[] = [];
 
   constructor(archive: LogArchive, isFinished: (runid: string) => Promise<boolean>, options: LogHubOptions = {}) {
     this.archive = archive;
@@ -91,7 +95,8 @@ export class LogHub {
     this.windowBytes = options.windowBytes ?? 64 * 1024 * 1024;
     this.readBytes = options.readBytes ?? 4 * 1024 * 1024;
     this.maxChunkBytes = options.archiveChunkBytes ?? 32 * 1024 * 1024;
-    this.onArchiveError = options.onArchiveError ?? (() => undefined);
+    // Logged and counted (conveyor_background_errors_total{task="log-archive.write"}).
+    this.onArchiveError = options.onArchiveError ?? ((err) => reportBackgroundError('log-archive.write', err));
   }
 
   get followerCount(): number {
@@ -112,6 +117,7 @@ export class LogHub {
     if (log.ended) throw new Error(`log of run ${runid} has ended`);
     const line: LogLine = { ...entry, ts: entry.ts ?? nowNanos(), runid, seq: log.nextSeq++ };
     this.pending.push(line);
+    this.pendingBytes += line.message.length;
     log.uncommitted++;
     if (!this.flushScheduled && this.retryTimer === undefined) {
       this.flushScheduled = true;
@@ -147,6 +153,8 @@ export class LogHub {
       this.retryTimer = undefined;
     }
     this.pending = [];
+    this.pendingBytes = 0;
+    for (const resolve of this.backlogWaiters.splice(0)) resolve();
     const touched = new Set<RunLog>();
     for (const line of batch) {
       const log = this.runs.get(line.runid);
@@ -170,6 +178,17 @@ export class LogHub {
     while (bytes > this.windowBytes && drop < log.window.length - 1) bytes -= log.window[drop++]!.message.length;
     if (drop > 0) log.window.splice(0, drop);
     log.windowBytes = bytes;
+  }
+
+  /** Message bytes appended and not yet committed (they pile up while the archive fails). */
+  get backlogBytes(): number {
+    return this.pendingBytes;
+  }
+
+  /** Resolves once the lines appended so far are committed (or the hub closes). */
+  committedSoon(): Promise<void> {
+    if (this.pending.length === 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.backlogWaiters.push(resolve));
   }
 
   /** The run's newest line, committed or not, else undefined. */
@@ -307,6 +326,7 @@ export class LogHub {
     this.flush();
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.closed = true;
+    for (const resolve of this.backlogWaiters.splice(0)) resolve();
     for (const log of this.runs.values()) {
       if (log.retireTimer) clearTimeout(log.retireTimer);
       this.wake(log);

@@ -3,11 +3,9 @@
 // part but the last ending with LINE_CONTINUES. readline keeps a whole line as one string,
 // so one step printing gigabytes without a newline took the server down with it.
 
-// Appended to every part of a split line except its last, so that readers can tell a cut
-// from a real line end and join the parts back (README: "Long lines").
-export const LINE_CONTINUES = ' [line continues]';
+import { LINE_CONTINUES } from '../domain/index.ts';
 
-export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
+export { LINE_CONTINUES, DEFAULT_MAX_LINE_BYTES } from '../domain/index.ts';
 
 const NEWLINE = 0x0a;
 const CR = 0x0d;

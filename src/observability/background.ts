@@ -17,7 +17,15 @@ export function superviseWith(target: { logger: Pick<Logger, 'error' | 'warn'>; 
   counter = target.counter;
 }
 
+// Errors already reported (by `retrying`, say, before a caller's background() sees them
+// again): each failure is logged and counted once.
+const reported = new WeakSet<object>();
+
 export function reportBackgroundError(task: string, err: unknown): void {
+  if (typeof err === 'object' && err !== null) {
+    if (reported.has(err)) return;
+    reported.add(err);
+  }
   counter?.inc({ task });
   if (logger) logger.error({ err, task }, `background task ${task} failed`);
   else process.stderr.write(`conveyor: background task ${task} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -39,7 +39,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // Kubernetes mode's client library is loaded only when it is used: local mode saves
   // ~70 MB of resident memory.
   const engine =
-    config.mode === 'kubernetes' ? (await import('./kubernetes.ts')).kubernetesEngine(config, logger) : localEngine(config, logger);
+    config.mode === 'kubernetes' ? (await import('./kubernetes.ts')).kubernetesEngine(config, logger) : localEngine(config);
   superviseWith({ logger, counter: engine.metrics.backgroundErrors });
   guardProcess();
   await engine.start();
@@ -49,7 +49,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await drivers?.start();
   } catch (err) {
     await engine.stop(0);
-    throw new Error(`cannot reach the NATS server at ${config.natsUrl}: ${(err as Error).message}`);
+    throw err;
   }
   const deps = {
     store: engine.store,

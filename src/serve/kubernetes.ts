@@ -47,7 +47,6 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
       const obj = await store.runs.fresh(runid);
       return obj === undefined || (isTerminal(obj.status?.phase ?? 'Pending') && obj.status?.logsArchived === true);
     },
-    { onArchiveError: (err, retryInMs) => logger.error({ err, retryInMs }, 'log archive write failed; the lines are kept and retried') },
   );
   const metrics = new Metrics({ runsByPhase: () => store.countRunsByPhase(), logFollowers: () => hub.followerCount });
   // The server's own ServiceAccount: from the chart (downward API), else asked of the API

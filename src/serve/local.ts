@@ -8,9 +8,8 @@ import { Metrics } from '../observability/metrics.ts';
 import { EmbeddedStore, openDatabase } from '../store/embedded/index.ts';
 import type { Config } from '../config.ts';
 import type { Engine } from './engine.ts';
-import type { Logger } from 'pino';
 
-export function localEngine(config: Config, logger?: Logger): Engine {
+export function localEngine(config: Config): Engine {
   const db = openDatabase(config.dataDir);
   const store = new EmbeddedStore(db);
   const archive = new LogArchive(db);
@@ -20,7 +19,6 @@ export function localEngine(config: Config, logger?: Logger): Engine {
       const run = await store.getRun(runid);
       return run === undefined || isTerminal(run.phase);
     },
-    { onArchiveError: (err, retryInMs) => logger?.error({ err, retryInMs }, 'log archive write failed; the lines are kept and retried') },
   );
   const metrics = new Metrics({ runsByPhase: () => store.countRunsByPhase(), logFollowers: () => hub.followerCount });
   const containment = openContainment({ dataDir: config.dataDir, freezerRoot: config.freezerRoot });

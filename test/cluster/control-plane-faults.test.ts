@@ -45,6 +45,24 @@ class PodRecorder {
     this.kc = kc;
     this.namespace = namespace;
     void this.watch();
+    void this.poll();
+  }
+
+  // A watch can sit silent for a while after an API server restart (its watch cache is
+  // rebuilt); a list twice a second keeps the record current meanwhile.
+  private async poll(): Promise<void> {
+    const core = this.kc.makeApiClient(k8s.CoreV1Api);
+    while (!this.stopped) {
+      try {
+        for (const pod of (await core.listNamespacedPod({ namespace: this.namespace })).items) {
+          const known = this.pods.get(pod.metadata!.name!);
+          if (!known || Number(pod.metadata?.resourceVersion) >= Number(known.metadata?.resourceVersion)) this.pods.set(pod.metadata!.name!, pod);
+        }
+      } catch {
+        // the API server is down for the moment: the next round reads again
+      }
+      await sleep(500);
+    }
   }
 
   private async watch(): Promise<void> {
@@ -54,7 +72,10 @@ class PodRecorder {
           .watch(
             `/api/v1/namespaces/${this.namespace}/pods`,
             {},
-            (_type, pod: k8s.V1Pod) => this.pods.set(pod.metadata!.name!, pod),
+            (_type, pod: k8s.V1Pod) => {
+              const known = this.pods.get(pod.metadata!.name!);
+              if (!known || Number(pod.metadata?.resourceVersion) >= Number(known.metadata?.resourceVersion)) this.pods.set(pod.metadata!.name!, pod);
+            },
             () => resolve(),
           )
           .then((req) => (this.request = req), () => resolve());
@@ -118,7 +139,7 @@ describe('kubernetes mode under control-plane faults', function () {
       token: await scenarioToken(namespace),
       dataDir,
       args: ['--mode', 'kubernetes', '--namespace', namespace],
-      env: { KUBECONFIG: kubeconfigPath(), CONVEYOR_STOP_ESCALATION_SECONDS: '4', CONVEYOR_LOG_LEVEL: process.env.FAULT_LOG_LEVEL ?? 'info' },
+      env: { KUBECONFIG: kubeconfigPath(), CONVEYOR_STOP_ESCALATION_SECONDS: '4', CONVEYOR_LOG_LEVEL: process.env.CONVEYOR_FAULT_LOG_LEVEL ?? 'info' },
     });
     servers.push(server);
     return server;
@@ -204,7 +225,8 @@ describe('kubernetes mode under control-plane faults', function () {
 
   it('refuses a cancel during an API-server outage with 503 and Retry-After; the CLI retries it and the run is Cancelled, no later step run', async () => {
     const server = servers.at(-1)!;
-    const res = await request(server.url, 'POST', '/resources', pipeline('cancel-in-outage', [['count', countStep('line', 150)], ['never', 'echo SHOULD-NOT-RUN']]));
+    // A step long enough (60 s) to be running still when the cancel gets through.
+    const res = await request(server.url, 'POST', '/resources', pipeline('cancel-in-outage', [['count', countStep('line', 300)], ['never', 'echo SHOULD-NOT-RUN']]));
     const runid = res.body.runid as string;
     await linesArchived(server, runid, 3);
     let retried: Promise<unknown> | undefined;
@@ -233,7 +255,7 @@ describe('kubernetes mode under control-plane faults', function () {
     const lines = await logOf(server, runid);
     const printed = outputOf(lines, 'count');
     expect(printed).to.deep.equal(counted('line', printed.length));
-    expect(printed.length).to.be.below(150);
+    expect(printed.length).to.be.below(300);
     expect(lines.some((l) => l.message.includes('SHOULD-NOT-RUN'))).to.equal(false);
     expect(lines.at(-1)!.message).to.equal('Run cancelled');
     // The server said 503, not 500, and logged no error for the expected outage.
@@ -262,6 +284,21 @@ describe('kubernetes mode under control-plane faults', function () {
     expect(outputOf(lines, 'after')).to.deep.equal(['tail-line']);
     const jobs = await kc.makeApiClient(k8s.BatchV1Api).listNamespacedJob({ namespace, labelSelector: `conveyor.ci/run-id=${runid}` });
     expect(jobs.items).to.have.lengthOf(1);
+  });
+
+  it('cancels a run whose pod no node can take: Cancelled, every step Skipped, the pod never bound', async () => {
+    const server = servers.at(-1)!;
+    const res = await request(server.url, 'POST', '/resources', pipeline('unschedulable', [['one', 'echo never']], { resources: { requests: { cpu: '500' } } }));
+    const runid = res.body.runid as string;
+    await waitFor('the pod to be unschedulable', 90_000, async () => {
+      const pod = recorder.of(runid);
+      return pod?.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable') ? true : undefined;
+    });
+    expect((await request(server.url, 'POST', `/runs/${runid}/cancel`)).status).to.be.within(200, 299);
+    const run = await waitForRun(server.url, runid, TERMINAL, 60_000);
+    expect(run).to.deep.include({ phase: 'Cancelled', reason: 'Cancelled' });
+    expect(run.steps.map((s: StepRecord) => s.phase)).to.deep.equal(['Skipped']);
+    expect(recorder.of(runid)?.spec?.nodeName).to.equal(undefined);
   });
 
   it('corrects a finished run whose record contradicts its pod, with a StatusCorrected Event', async () => {

@@ -104,8 +104,7 @@ describe('security: authentication and RBAC on the real cluster, through the Ser
     this.timeout(1_800_000);
     kc = loadKubeConfig();
     work = mkdtempSync(join(tmpdir(), 'conveyor-security-'));
-    const [image, built] = await Promise.all([ensureImage(), run('bash', [join(repoRoot, 'scripts', 'cluster', 'ingress.sh'), 'build'], { timeoutMs: 1_500_000 })]);
-    if (built.code !== 0) throw new Error(`scripts/cluster/ingress.sh build failed:\n${built.stderr.split('\n').slice(-30).join('\n')}`);
+    const image = await ensureImage();
     ns = await createTestNamespace(kc.makeApiClient(k8s.CoreV1Api), 'conveyor-sec');
     await kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=baseline']);
     await helm(
@@ -130,19 +129,6 @@ describe('security: authentication and RBAC on the real cluster, through the Ser
 
     service = await reachService(kc, ns, serverAccount);
     ways.push({ name: `the Service (${service.via})`, base: service.url, ws: service.wsUrl, headers: {} });
-    const port = await freePort();
-    traefik = spawn('bash', [join(repoRoot, 'scripts', 'cluster', 'ingress.sh'), 'run', '--port', String(port), '--namespace', ns], {
-      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    for (const stream of [traefik.stdout!, traefik.stderr!]) createInterface({ input: stream }).on('line', (l) => traefikLog.push(l));
-    const ingress = { name: 'the Ingress (Traefik)', base: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}`, headers: { host: HOST } };
-    await waitFor('traefik to route the Ingress', 90_000, async () => {
-      if (traefik!.exitCode !== null) throw new Error(`traefik exited ${traefik!.exitCode}:\n${traefikLog.slice(-20).join('\n')}`);
-      const health = await http('GET', `${ingress.base}/health`, undefined, ingress.headers).catch(() => undefined);
-      return health?.status === 200 ? true : undefined;
-    });
-    ways.push(ingress);
   });
 
   afterEach(async function () {
@@ -164,12 +150,13 @@ describe('security: authentication and RBAC on the real cluster, through the Ser
     rmSync(work, { recursive: true, force: true });
   });
 
-  for (const index of [0, 1]) {
+  // The same checks through each way in: the Service (ways[0]) and the Ingress (ways[1]).
+  function accessTests(index: number): void {
     const way = () => ways[index]!;
     const call = (method: string, path: string, token?: string, body?: unknown) =>
       http(method, `${way().base}${path}`, body, { ...way().headers, ...(token ? bearer(token) : {}) });
 
-    describe(index === 0 ? 'through the Service' : 'through the Ingress', () => {
+    {
       it('answers 401 JSON with WWW-Authenticate: Bearer without a token or with one the API server rejects; probes stay open', async () => {
         for (const [method, path] of [['GET', '/runs'], ['POST', '/resources/'], ['GET', '/metrics'], ['GET', '/resource-definitions']] as const) {
           const res = await call(method, path, undefined, method === 'POST' ? pipelineDoc('anonymous') : undefined);
@@ -232,8 +219,10 @@ describe('security: authentication and RBAC on the real cluster, through the Ser
         expect(refused.status).to.equal(403);
         expect(JSON.parse(refused.body!).error).to.match(/may not get runs\/log\.conveyor\.ci/);
       });
-    });
+    }
   }
+
+  describe('through the Service', () => accessTests(0));
 
   describe('no privilege escalation through a pipeline', () => {
     const call = (method: string, path: string, token: string, body?: unknown) => http(method, `${ways[0]!.base}${path}`, body, bearer(token));
@@ -324,5 +313,28 @@ describe('security: authentication and RBAC on the real cluster, through the Ser
       }
       expect(log).to.not.match(/AUTHENTICATION IS OFF/);
     });
+  });
+
+  describe('through the Ingress (Traefik)', () => {
+    before(async function () {
+      this.timeout(2_400_000);
+      const built = await run('bash', [join(repoRoot, 'scripts', 'cluster', 'ingress.sh'), 'build'], { timeoutMs: 2_400_000 });
+      if (built.code !== 0) throw new Error(`scripts/cluster/ingress.sh build failed:\n${(built.stderr + built.stdout).split('\n').slice(-30).join('\n')}`);
+      const port = await freePort();
+      traefik = spawn('bash', [join(repoRoot, 'scripts', 'cluster', 'ingress.sh'), 'run', '--port', String(port), '--namespace', ns], {
+        env: { ...process.env, KUBECONFIG: kubeconfigPath() },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      for (const stream of [traefik.stdout!, traefik.stderr!]) createInterface({ input: stream }).on('line', (l) => traefikLog.push(l));
+      const ingress = { name: 'the Ingress (Traefik)', base: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}`, headers: { host: HOST } };
+      await waitFor('traefik to route the Ingress', 90_000, async () => {
+        if (traefik!.exitCode !== null) throw new Error(`traefik exited ${traefik!.exitCode}:\n${traefikLog.slice(-20).join('\n')}`);
+        const health = await http('GET', `${ingress.base}/health`, undefined, ingress.headers).catch(() => undefined);
+        return health?.status === 200 ? true : undefined;
+      });
+      ways.push(ingress);
+    });
+
+    accessTests(1);
   });
 });

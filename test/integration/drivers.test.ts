@@ -6,7 +6,7 @@ import { collectFrames, request, waitForRun } from '../support/http.ts';
 import { startNats, type TestNats } from '../support/nats.ts';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mainScript, startServer, type TestServer } from '../support/server.ts';
+import { inMode, mainScript, serverMode, startServer, type TestServer } from '../support/server.ts';
 import { startWireDriver, type WireDriver } from '../support/wire-driver.ts';
 
 const widgetDefinition = { name: 'widget', version: '1.0.0', description: 'a widget', schema: { type: 'object', required: ['size'], properties: { size: { type: 'string' } } } };
@@ -21,13 +21,31 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-describe('external drivers over NATS JetStream (local mode)', function () {
+describe(inMode('external drivers over NATS JetStream'), function () {
   let nats: TestNats;
   let server: TestServer;
   const drivers: WireDriver[] = [];
   const call = (method: string, path: string, body?: unknown) => request(server.url, method, path, body);
-  const serve = (dataDir?: string) =>
-    startServer({ ...(dataDir ? { dataDir } : {}), args: ['--nats-url', nats.url, '--driver-timeout', '1.5'] });
+  // In Kubernetes mode a restarted server must find its runs: one namespace for all servers.
+  let cluster: { args: string[]; env: NodeJS.ProcessEnv; token: string; cleanup: () => void } | undefined;
+  const serve = async (dataDir?: string) => {
+    if (serverMode() === 'kubernetes' && !cluster) {
+      const support = await import('../cluster/support/namespaces.ts');
+      const namespace = await support.createScenarioNamespace();
+      cluster = {
+        args: ['--mode', 'kubernetes', '--namespace', namespace],
+        env: { KUBECONFIG: support.kubeconfigPath() },
+        token: await support.scenarioToken(namespace),
+        cleanup: () => support.deleteScenarioNamespace(namespace),
+      };
+    }
+    return startServer({
+      ...(dataDir ? { dataDir } : {}),
+      args: [...(cluster?.args ?? []), '--nats-url', nats.url, '--driver-timeout', '1.5'],
+      env: cluster?.env,
+      token: cluster?.token,
+    });
+  };
 
   before(async () => {
     nats = await startNats();
@@ -40,10 +58,11 @@ describe('external drivers over NATS JetStream (local mode)', function () {
   });
   after(async () => {
     for (const d of drivers) await d.stop().catch(() => undefined);
-    await server.stop();
-    server.cleanup();
-    await nats.stop();
-    nats.cleanup();
+    await server?.stop();
+    server?.cleanup();
+    cluster?.cleanup();
+    await nats?.stop();
+    nats?.cleanup();
   });
 
   it('hands a resource to the current-generation driver serving its type, archives each line once, and ends the run on its result', async () => {
@@ -151,6 +170,7 @@ describe('external drivers over NATS JetStream (local mode)', function () {
     for (const d of list) expect(d).to.have.all.keys('name', 'resources', 'subjects', 'connected', 'pending', 'ackPending', 'redelivered', 'lastActive');
     const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
     delete env.CONVEYOR_SERVER;
+    if (cluster) env.CONVEYOR_TOKEN = cluster.token;
     const { stdout } = await promisify(execFile)(process.execPath, [mainScript, '--server', server.url, 'get', 'drivers'], { env });
     const rows = stdout.trim().split('\n');
     expect(rows[0]).to.match(/^NAME\s+RESOURCES\s+CONNECTED\s+PENDING\s+IN HAND\s+LAST ACTIVE$/);

@@ -80,6 +80,33 @@ describe(inMode('edges: limits, malformed input, one answer per mistake'), () =>
     });
   });
 
+  describe('user schemas', () => {
+    it('a pattern RE2 cannot run is a 400 naming it, and nothing is stored', async () => {
+      const res = await call('POST', '/resource-definitions', { name: 'lookahead', schema: { type: 'object', properties: { a: { type: 'string', pattern: '(?=a)b' } } } });
+      expectError(res, 400, /^schema has a pattern "\(\?=a\)b" that RE2 cannot run/);
+      expect((await call('GET', '/resource-definitions/lookahead')).status).to.equal(404);
+    });
+
+    it('a catastrophic pattern cannot stall the server: ^(a+)+$ on a long value answers at once', async () => {
+      expect((await call('POST', '/resource-definitions', { name: 'evil', schema: { type: 'object', properties: { a: { type: 'string', pattern: '^(a+)+$' } } } })).status).to.equal(201);
+      const res = await call('POST', '/resources', { name: 'e1', resource: 'evil', spec: { a: `${'a'.repeat(50)}!` } });
+      expectError(res, 400, /spec.a must match pattern/);
+      await alive();
+    });
+
+    it('a schema with $id can be replaced, and another definition may use the same $id', async () => {
+      const schema = (required: string) => ({ $id: 'http://example.com/build', type: 'object', required: [required] });
+      expect((await call('POST', '/resource-definitions', { name: 'with-id', schema: schema('a') })).status).to.equal(201);
+      expect((await call('POST', '/resource-definitions', { name: 'same-id', schema: schema('b') })).status).to.equal(201);
+      expect((await call('POST', '/resources', { name: 'w1', resource: 'with-id', spec: { a: 1 } })).status).to.equal(201);
+      const replaced = await call('PUT', '/resource-definitions/with-id', { name: 'with-id', schema: schema('c') });
+      expect(replaced.status, JSON.stringify(replaced.body)).to.equal(200);
+      expectError(await call('POST', '/resources', { name: 'w2', resource: 'with-id', spec: { a: 1 } }), 400, /spec.c is required/);
+      expect((await call('POST', '/resources', { name: 'w3', resource: 'with-id', spec: { c: 1 } })).status).to.equal(201);
+      expectError(await call('POST', '/resources', { name: 's1', resource: 'same-id', spec: { c: 1 } }), 400, /spec.b is required/);
+    });
+  });
+
   describe('bodies and requests that cannot be read', () => {
     it('a body that is not what its Content-Encoding says is a 400, not a 500', async () => {
       for (const encoding of ['br', 'gzip', 'deflate']) {
@@ -107,20 +134,23 @@ describe(inMode('edges: limits, malformed input, one answer per mistake'), () =>
       expectError(await call('GET', '/resources/Foo/x/1'), 404, /not found/);
     });
 
-    it('an unchanged PUT keeps the version and answers with the run of that version', async () => {
+    it('a PUT of an unchanged spec is a new version with a new run (the web page\'s "Run again")', async () => {
       const created = await call('POST', '/resources', pipeline('same-again', [['s', 'true']]));
       expect(created.status).to.equal(201);
       const again = await call('PUT', '/resources/pipeline/same-again', { spec: pipeline('same-again', [['s', 'true']]).spec });
-      expect(again.status).to.equal(200);
-      expect(again.body).to.include({ version: '1', runid: created.body.runid });
-      expect(String((await call('GET', '/resources/pipeline/same-again')).body.metadata.version)).to.equal('1');
-      const changed = await call('PUT', '/resources/pipeline/same-again', { spec: pipeline('same-again', [['s', 'echo changed']]).spec });
-      expect(changed.body.version).to.equal('2');
-      expect(changed.body.runid).to.not.equal(created.body.runid);
+      expect(again.status, JSON.stringify(again.body)).to.equal(200);
+      expect(again.body.version).to.equal('2');
+      expect(again.body.runid).to.not.equal(created.body.runid);
+      expect(String((await call('GET', '/resources/pipeline/same-again')).body.metadata.version)).to.equal('2');
+      const run = (await call('GET', `/runs/${again.body.runid}`)).body;
+      expect(run.version, 'the new run is of the new version').to.be.oneOf([2, '2']);
+      const third = await call('PUT', '/resources/pipeline/same-again', { spec: pipeline('same-again', [['s', 'true']]).spec });
+      expect(third.body.version).to.equal('3');
 
       const generic = await call('POST', '/resources', { name: 'same-free', resource: 'free', spec: { a: 1 } });
       const genericAgain = await call('PUT', '/resources/free/same-free', { spec: { a: 1 } });
-      expect(genericAgain.body).to.include({ version: '1', runid: generic.body.runid });
+      expect(genericAgain.body.version).to.equal('2');
+      expect(genericAgain.body.runid).to.not.equal(generic.body.runid);
     });
 
     it('/metrics labels each answer with its real status', async () => {

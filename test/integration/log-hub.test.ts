@@ -65,6 +65,25 @@ describe('log hub over a real archive', () => {
     hub.close();
   });
 
+  it('shows writers the backlog while the archive fails, and tells them when it is committed', async () => {
+    const archive = new LogArchive(db);
+    const runid = randomUUID();
+    const hub = new LogHub(archive, async () => false, { onArchiveError: () => undefined });
+    db.exec(`CREATE TRIGGER full BEFORE INSERT ON log_lines BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;`);
+    for (let i = 0; i < 100; i++) hub.append(runid, line('x'.repeat(1000)));
+    await sleep(20);
+    expect(hub.backlogBytes).to.equal(100_000);
+    let committed = false;
+    const waiting = hub.committedSoon().then(() => (committed = true));
+    await sleep(100);
+    expect(committed, 'not while the archive fails').to.equal(false);
+    db.exec('DROP TRIGGER full');
+    await waiting;
+    expect(hub.backlogBytes).to.equal(0);
+    expect(archive.lastSeq(runid)).to.equal(100);
+    hub.close();
+  });
+
   it('tells followers of a log that has not ended that the server is stopping, not that the run ended', async () => {
     const archive = new LogArchive(db);
     const runid = randomUUID();

@@ -23,8 +23,8 @@ describe('seed tutorial (local mode)', () => {
     expect(res.status).to.equal(413);
     expect(res.body.error).to.match(/larger than the limit of 1048576 bytes/);
     expect((await request(server.url, 'GET', '/resources/pipeline/too-big')).status).to.equal(404);
-    // Spread over ten steps: one command may not exceed what exec takes (128 KiB).
-    const steps = Array.from({ length: 10 }, (_, i) => ({ name: `x${i}`, command: `: ${'x'.repeat(100 * 1000)}` }));
+    // Spread over steps: one command may not be longer than 32,768 characters.
+    const steps = Array.from({ length: 32 }, (_, i) => ({ name: `x${i}`, command: `: ${'x'.repeat(31_000)}` }));
     const below = { ...big, name: 'just-below', spec: { ...big.spec, steps } };
     expect((await request(server.url, 'POST', '/resources/', below)).status, 'a body just under the limit').to.equal(201);
   });

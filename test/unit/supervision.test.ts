@@ -7,9 +7,11 @@ import { background, reportBackgroundError, retrying, superviseWith } from '../.
 
 const srcRoot = resolve(import.meta.dirname, '../../src');
 
+// The server's sources; src/ui/ is the browser page, which reports its own errors.
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((entry) => {
     const path = join(dir, entry);
+    if (path === join(srcRoot, 'ui')) return [];
     return statSync(path).isDirectory() ? sources(path) : path.endsWith('.ts') ? [path] : [];
   });
 }
@@ -100,6 +102,14 @@ describe('supervision of background work', () => {
     await failing.catch((err: Error) => expect(err.message).to.equal('never'));
     expect(rec.counts.get('broken')).to.equal(1);
     expect(waits.slice(2).every((ms) => ms <= 15)).to.equal(true);
+  });
+
+  it('a failure retrying() reported is not reported again by background()', async () => {
+    background('outer', retrying('inner', async () => Promise.reject(new Error('once')), { attempts: 2, baseMs: 1, sleep: async () => undefined }));
+    await settle();
+    await settle();
+    expect(rec.errors.map((e) => e.task)).to.deep.equal(['inner']);
+    expect(rec.counts.get('outer')).to.equal(undefined);
   });
 
   it('reportBackgroundError counts each failure under its task', () => {

@@ -82,6 +82,7 @@ export class RetentionController {
   private readonly o: RetentionOptions;
   private readonly batch: BatchV1Api;
   private timer?: NodeJS.Timeout;
+  private dueAt = 0;
   private running?: Promise<void>;
   private again = false;
   private stopped = false;
@@ -116,12 +117,19 @@ export class RetentionController {
   private schedule(ms: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.kick(), ms);
+    this.dueAt = Date.now() + ms;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.kick();
+    }, ms);
     this.timer.unref?.();
   }
 
+  // Brings the next pass forward to within a second; never pushes it back, so a steady
+  // stream of updates cannot postpone it forever.
   private soon(): void {
-    this.schedule(1000);
+    if (this.running) this.again = true;
+    else if (!this.timer || this.dueAt > Date.now() + 1000) this.schedule(1000);
   }
 
   private kick(): void {
@@ -134,9 +142,10 @@ export class RetentionController {
       .catch((err: unknown) => this.o.logger.warn({ err }, 'retention pass failed; retrying at the next one'))
       .finally(() => {
         this.running = undefined;
+        // At most one pass a second, however busy the namespace.
         if (this.again) {
           this.again = false;
-          this.schedule(0);
+          this.schedule(1000);
         } else this.schedule(this.o.intervalMs ?? 30_000);
       });
   }

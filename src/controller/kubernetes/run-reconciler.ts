@@ -105,6 +105,7 @@ export class RunReconciler {
     const obj = this.o.informers.runs.get(runid, this.o.namespace);
     if (!obj) {
       this.stopCollection(runid);
+      this.stopsSince.delete(runid);
       // A deleted Run takes its log with it: its pods must not wait for an archive that
       // no reconcile will complete. The cache may only lag, so ask the API server.
       if (this.podsOf(runid).length > 0 && !(await this.o.store.getRun(runid))) await this.releasePods(runid);
@@ -128,7 +129,12 @@ export class RunReconciler {
     }
 
     if (!job && !isTerminal(run.phase)) {
-      if (cancel) return this.finish(obj, run, { phase: 'Cancelled', reason: Reasons.Cancelled, message: 'cancelled before it started' });
+      // Only once the API server (not just a cache that may lag behind our own create)
+      // says there is no Job: a Job made a moment ago would otherwise run unwatched.
+      if (cancel) {
+        if (await this.jobExists(runid)) return; // its event requeues this run, to stop it
+        return this.finish(obj, run, { phase: 'Cancelled', reason: Reasons.Cancelled, message: 'cancelled before it started' });
+      }
       if (!pod && run.phase === 'Pending') {
         await this.createJob(obj, run);
         return;
@@ -280,7 +286,8 @@ export class RunReconciler {
       const now = (this.o.now ?? Date.now)();
       const since = this.stopsSince.get(runid) ?? now;
       this.stopsSince.set(runid, since);
-      const escalateAfter = this.o.stopEscalationMs ?? STOP_ESCALATION_MS;
+      // A pod no node has taken has no kubelet to stop it, and no log to keep: it goes now.
+      const escalateAfter = pod.spec?.nodeName ? (this.o.stopEscalationMs ?? STOP_ESCALATION_MS) : 0;
       if (now - since < escalateAfter) return { requeueAfter: Math.min(STOP_POLL_MS, escalateAfter - (now - since)) };
       if (!pod.metadata?.deletionTimestamp) {
         this.o.logger.warn({ runid, pod: pod.metadata?.name, waitedMs: now - since }, 'the kubelet has not stopped the run pod; deleting it');

@@ -15,7 +15,7 @@ import type { DriverBus, DriverInfo, RunControl } from '../../api/context.ts';
 import type { LogHub } from '../../logs/index.ts';
 import type { Store } from '../../store/index.ts';
 import { background, reportBackgroundError } from '../../observability/background.ts';
-import { Consumers, connectNats, ensureTopology, type NatsAuth } from './connection.ts';
+import { Consumers, LOG_ACK_WAIT_MS, connectNats, ensureTopology, type NatsAuth } from './connection.ts';
 import { LineDeduper } from './line-deduper.ts';
 import {
   Streams,
@@ -87,6 +87,8 @@ export class NatsDriverBus implements DriverBus {
   private readonly active = new Map<string, RunRecord>();
   private readonly busy = new Set<string>();
   private readonly alive = new Set<string>();
+  // Stream sequences of JetStream lines delivered to this server and not yet acked.
+  private readonly heldLines = new Set<number>();
   private readonly ackedAt = new Map<string, number>();
   // Lines and results are handled one at a time, in arrival order.
   private chain: Promise<void> = Promise.resolve();
@@ -105,22 +107,23 @@ export class NatsDriverBus implements DriverBus {
   }
 
   async start(): Promise<void> {
-    this.nc = await connectNats(this.o.url, this.o.auth, 'conveyor');
-    this.jsm = await ensureTopology(this.nc);
+    try {
+      this.nc = await connectNats(this.o.url, this.o.auth, 'conveyor');
+      this.jsm = await ensureTopology(this.nc);
+    } catch (err) {
+      // The connection is given up on: its close failing changes nothing worth reporting.
+      await this.nc?.close().catch((closeErr: unknown) => this.o.logger.debug({ err: closeErr }, 'closing the NATS connection failed'));
+      throw new Error(`cannot reach the NATS server at ${this.o.url}: ${(err as Error).message}`);
+    }
     this.js = jetstream(this.nc);
     const { logger } = this.o;
     background('nats-status', async () => {
       for await (const s of this.nc!.status()) logger.info({ nats: s.type }, 'NATS connection status');
     });
 
-    for (const run of await this.o.store.runsInPhase('Pending', 'Running')) {
-      if (!isDriverRun(run)) continue;
-      this.active.set(run.runid, run);
-      // JetStream redelivers lines this server archived but had not acked when it stopped.
-      for (const line of this.o.hub.committed(run.runid)) {
-        if (line.stream !== 'system') this.deduper.seed(run.runid, line.driver, currentLineKey(line.ts, line.message));
-      }
-    }
+    // First in the queue, so that no line or result is handled before the runs under way
+    // are known again (and the lines they already have).
+    this.enqueue(() => this.resume());
     this.unsubscribe = this.o.store.onRunChange((run) => {
       if (!isDriverRun(run)) return;
       if (isTerminal(run.phase)) this.active.delete(run.runid);
@@ -131,7 +134,7 @@ export class NatsDriverBus implements DriverBus {
     });
 
     // Current generation: JetStream (durable, survives our restarts) and core (live).
-    this.loops.push(await this.consume(Streams.logsEngine.name, Consumers.logs, (m) => this.enqueue(() => this.onLine('jetstream', parseDriverLog(json(m.data))), m)));
+    this.loops.push(await this.consume(Streams.logsEngine.name, Consumers.logs, (m) => this.onLogMessage(m)));
     this.loops.push(await this.consume(Streams.pipelineEngine.name, Consumers.results, (m) => this.onResultMessage(m)));
     this.subs.push(
       this.nc.subscribe('live.logs.>', { callback: (_e, m) => this.enqueue(() => this.onLine('live', parseDriverLog(json(m.data)))) }),
@@ -142,8 +145,28 @@ export class NatsDriverBus implements DriverBus {
         },
       }),
     );
-    await this.poll();
+    await this.poll().catch((err: unknown) => this.o.logger.warn({ err }, 'reading driver consumers failed'));
     this.schedulePoll();
+  }
+
+  // The runs of external drivers not yet ended, from the store; retried until it answers.
+  private async resume(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        for (const run of await this.o.store.runsInPhase('Pending', 'Running')) {
+          if (!isDriverRun(run)) continue;
+          this.active.set(run.runid, run);
+          // JetStream redelivers lines this server archived but had not acked when it stopped.
+          for (const line of this.o.hub.committed(run.runid)) {
+            if (line.stream !== 'system') this.deduper.seed(run.runid, line.driver, currentLineKey(line.ts, line.message));
+          }
+        }
+        return;
+      } catch (err) {
+        this.o.logger.warn({ err, attempt }, 'reading the runs under way failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** attempt)));
+      }
+    }
   }
 
   private async consume(stream: string, name: string, handle: (m: JsMsg) => void): Promise<ConsumerMessages> {
@@ -157,7 +180,7 @@ export class NatsDriverBus implements DriverBus {
 
   // Runs `work` after everything queued before it; acks `msg` once its effect is committed
   // (a line is in the archive), so a crash before that means redelivery, not loss.
-  private enqueue(work: () => Promise<void>, msg?: JsMsg): void {
+  private enqueue(work: () => Promise<void>, msg?: JsMsg, done?: () => void): void {
     this.chain = this.chain
       .then(work)
       .then(
@@ -170,7 +193,16 @@ export class NatsDriverBus implements DriverBus {
           this.o.logger.error({ err }, 'driver message not handled');
           msg?.nak(1_000);
         },
-      );
+      )
+      .finally(done);
+  }
+
+  // A line redelivered while its first delivery still waits in the queue is that same line.
+  private onLogMessage(m: JsMsg): void {
+    const seq = m.seq;
+    if (this.heldLines.has(seq)) return;
+    this.heldLines.add(seq);
+    this.enqueue(() => this.onLine('jetstream', parseDriverLog(json(m.data))), m, () => this.heldLines.delete(seq));
   }
 
   // A driver sends its lines before its result, but the two come through different consumers.
@@ -372,12 +404,14 @@ export class NatsDriverBus implements DriverBus {
     }
   }
 
-  // Waits (briefly) until every line in the log stream has been delivered to this server.
+  // Waits until every line in the log stream has been delivered to this server and none is
+  // held by anyone else: lines a crashed predecessor had in hand come back after the log
+  // consumer's ack wait (LOG_ACK_WAIT_MS), and the run must not end before them.
   private async logsDelivered(): Promise<void> {
-    const deadline = Date.now() + 3_000;
-    while (Date.now() < deadline) {
+    const deadline = Date.now() + LOG_ACK_WAIT_MS + 2_000;
+    while (Date.now() < deadline && !this.stopped) {
       const info = await this.jsm!.consumers.info(Streams.logsEngine.name, Consumers.logs);
-      if (info.num_pending === 0) return;
+      if (info.num_pending === 0 && info.num_ack_pending <= this.heldLines.size) return;
       await new Promise((r) => setTimeout(r, 20));
     }
   }

@@ -9,6 +9,7 @@ import {
   COMMAND_RUNNER,
   BadRequestError,
   ConflictError,
+  ConveyorError,
   NotFoundError,
   PIPELINE_TYPE,
   RUN_PHASES,
@@ -29,7 +30,7 @@ import {
 } from '../../domain/index.ts';
 import { CustomResources, Labels, MANAGED_BY, jobNameFor, resourceObjectName } from '../../kube/names.ts';
 import type { RunFilter, RunListener, RunPage, Store } from '../index.ts';
-import { background, reportBackgroundError } from '../../observability/background.ts';
+import { background, reportBackgroundError, retrying } from '../../observability/background.ts';
 import { CachedObjects, type ObjectSource } from './cached-objects.ts';
 import { CustomObjects, type CustomObject } from './custom-objects.ts';
 import { RunIndex } from './run-index.ts';
@@ -235,12 +236,14 @@ export class KubernetesStore implements Store {
       if (!current) throw new NotFoundError(`resource pipeline/${input.name} not found`);
       const generation = current.metadata.generation ?? 1;
       if (isDeepStrictEqual(current.spec, input.spec) && (current.metadata.annotations?.[Annotations.driverPipeline] ?? undefined) === input.pipeline) {
-        // Kubernetes keeps the generation of an unchanged spec, and each generation runs
-        // once: replacing a pipeline with itself starts nothing new. Compared as values: the
-        // API server hands objects back with their keys sorted, not in the client's order.
-        const lastRunId = current.status?.lastRunId ?? current.metadata.annotations?.[Annotations.nextRunId];
-        const last = lastRunId ? await this.getRun(lastRunId) : undefined;
-        if (last) return { resource: pipelineResource(current), run: last };
+        // A PUT of the spec the Pipeline has is a new version with a new run, as in local mode
+        // (the web page's "Run again" is such a PUT). Kubernetes keeps the generation of an
+        // unchanged spec, so the write bumps `runRequest`, a field beside `spec`: any change
+        // outside metadata and status gives the object a new generation. (Compared as values:
+        // the API server hands objects back with their keys sorted.) `kubectl apply` of an
+        // unchanged manifest still starts nothing: it does not touch the field.
+        const withRequest = current as typeof current & { runRequest?: number };
+        withRequest.runRequest = (withRequest.runRequest ?? 0) + 1;
       }
       const run = makeRun(generation + 1);
       current.spec = input.spec as unknown as PipelineSpec;
@@ -257,19 +260,17 @@ export class KubernetesStore implements Store {
       // resourceVersion makes this a compare-and-swap: the generation we announced is the
       // one the write creates, or the write fails with a conflict.
       const updated = await this.pipelines.replace(current);
+      if ((updated.metadata.generation ?? generation + 1) === generation) {
+        // Only an installed CRD without `runRequest` (older than this server) prunes the
+        // field and keeps the generation: say so rather than give two runs one version.
+        throw new ConveyorError(500, 'the installed Pipeline CRD is older than this server (it has no runRequest field); apply manifests/crds/ to run an unchanged pipeline again');
+      }
       await this.ensureRun({ ...run, version: updated.metadata.generation ?? generation + 1 }, updated.metadata.uid!);
       return { resource: pipelineResource(updated), run: { ...run, version: updated.metadata.generation ?? generation + 1 } };
     }
     const name = existingObjectName(input.resource, input.name);
     const current = name === undefined ? undefined : await this.resources.fresh(name);
     if (!current) throw new NotFoundError(`resource ${input.resource}/${input.name} not found`);
-    if (isDeepStrictEqual(current.spec.spec, input.spec) && current.spec.pipeline === input.pipeline) {
-      // The same spec again is the current version and its run, as for pipelines (whose
-      // generation Kubernetes keeps) and in local mode: PUT is idempotent.
-      const runs = await this.runs.list(`${RunLabels.ownerUid}=${current.metadata.uid},${RunLabels.version}=${current.spec.version}`);
-      const last = runs[0];
-      if (last) return { resource: genericResource(current), run: runFromObject(last) };
-    }
     const version = current.spec.version + 1;
     const run = makeRun(version);
     current.spec = { type: input.resource, spec: input.spec, version, ...(input.pipeline ? { pipeline: input.pipeline } : {}) };
@@ -424,7 +425,9 @@ export class KubernetesStore implements Store {
   // change, whoever made it, through its informers.
   emit(runid: string): void {
     if (this.listeners.size === 0) return;
-    background('run-change-listener', this.getRun(runid).then((run) => run && this.listeners.forEach((l) => l(run))));
+    // A read that fails (an API server blip) is tried again with backoff: a listener missing
+    // a change would show a stale run until the next one.
+    background('run-change-listener', retrying('run-change-read', () => this.getRun(runid), { attempts: 4, baseMs: 200 }).then((run) => run && this.listeners.forEach((l) => l(run))));
   }
 
   listDriverPipelines(): Promise<DriverPipeline[]> {

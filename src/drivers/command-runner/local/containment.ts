@@ -18,6 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { background } from '../../../observability/background.ts';
 import { join } from 'node:path';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -235,7 +236,7 @@ class CgroupContainment implements Containment {
     while (!taken && this.warm.length > 0) {
       const next = this.warm.shift()!;
       if (next.child.exitCode === null && next.child.signalCode === null && next.child.pid !== undefined) taken = next;
-      else void emptyCgroup(next.dir).then(() => removeCgroup(next.dir));
+      else background('step-containment.drop-launcher', emptyCgroup(next.dir).then(() => removeCgroup(next.dir)));
     }
     taken ??= this.launch();
     // Not at once: spawning blocks the event loop for a moment, just when the step's first

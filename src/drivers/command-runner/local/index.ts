@@ -18,12 +18,16 @@ import type { Store } from '../../../store/index.ts';
 import { runStepProcess } from './step-process.ts';
 import type { Containment, RunProcesses } from './containment.ts';
 import { stepEnvironment } from './step-environment.ts';
+import { reportBackgroundError } from '../../../observability/background.ts';
 import { DEFAULT_MAX_LINE_BYTES } from '../../../logs/line-splitter.ts';
 
 export { openContainment, type Containment } from './containment.ts';
 export { stepEnvironment } from './step-environment.ts';
 
 const SHUTDOWN_KILL_GRACE_MS = 1_000;
+// Uncommitted output beyond which steps' output is no longer read until the archive catches
+// up (it only falls behind when it fails; a healthy flush empties the backlog every tick).
+const MAX_BACKLOG_BYTES = 32 * 1024 * 1024;
 
 export interface LocalRunnerOptions {
   store: Store;
@@ -114,6 +118,7 @@ export class LocalCommandRunner {
           // A server shutting down has already given the run its grace period.
           killGraceMs: (reason) => (reason === Reasons.Interrupted ? Math.min(SHUTDOWN_KILL_GRACE_MS, this.killGraceMs) : this.killGraceMs),
           maxLineBytes: this.maxLineBytes,
+          backpressure: () => (this.hub.backlogBytes > MAX_BACKLOG_BYTES ? this.hub.committedSoon() : undefined),
           onLine: (stream, line) => this.log(run, step.name, stream, line),
         });
         const finishedAt = new Date().toISOString();
@@ -145,7 +150,7 @@ export class LocalCommandRunner {
       const now = new Date().toISOString();
       await this.store
         .updateRun(run.runid, (r) => ({ ...r, steps: r.steps.map((s) => (s.phase === 'Running' ? { ...s, phase: 'Failed', finishedAt: now } : s)) }))
-        .catch(() => undefined);
+        .catch((err: unknown) => reportBackgroundError('local-runner.fail-steps', err));
       return this.finish(run.runid, 'Failed', Reasons.StartFailed, (err as Error).message, workspace, processes);
     }
 

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { constants } from 'node:os';
 import { LineSplitter } from '../../../logs/line-splitter.ts';
+import { background } from '../../../observability/background.ts';
 import type { StepProcesses } from './containment.ts';
 
 export interface StepProcessOptions {
@@ -17,6 +18,9 @@ export interface StepProcessOptions {
   // How long the step's processes get between SIGTERM and SIGKILL, by the abort's reason.
   killGraceMs: (reason: unknown) => number;
   maxLineBytes: number;
+  // While it returns a promise, output is not read (the step blocks on its full pipe):
+  // lines a step prints faster than they can be stored wait in the pipe, not in memory.
+  backpressure?: () => Promise<void> | undefined;
   // After the step's shell exited and its processes were killed, how long its output may
   // take to reach end of file before it is cut off (a process we could not kill may hold
   // the pipe open forever).
@@ -34,9 +38,16 @@ export interface StepOutcome {
 const SPAWN_FAILED = 127;
 
 // Lines of one output stream, cut at `maxLineBytes`; resolves when the stream has closed.
-function linesOf(stream: Readable, maxLineBytes: number, onLine: (line: string) => void): Promise<void> {
+function linesOf(stream: Readable, maxLineBytes: number, onLine: (line: string) => void, backpressure?: () => Promise<void> | undefined): Promise<void> {
   const splitter = new LineSplitter(maxLineBytes, onLine);
-  stream.on('data', (chunk: Buffer) => splitter.push(chunk));
+  stream.on('data', (chunk: Buffer) => {
+    splitter.push(chunk);
+    const wait = backpressure?.();
+    if (wait) {
+      stream.pause();
+      background('step-output.resume', wait.then(() => stream.resume()));
+    }
+  });
   return new Promise((resolve) => {
     // After 'end', or after a destroy that cut the stream off: the last partial line counts.
     stream.once('close', () => {
@@ -63,8 +74,8 @@ export async function runStepProcess(options: StepProcessOptions): Promise<StepO
     return { exitCode: SPAWN_FAILED, aborted: false, spawnError: (err as Error).message };
   }
   const output = Promise.all([
-    linesOf(child.stdout!, options.maxLineBytes, (line) => options.onLine('stdout', line)),
-    linesOf(child.stderr!, options.maxLineBytes, (line) => options.onLine('stderr', line)),
+    linesOf(child.stdout!, options.maxLineBytes, (line) => options.onLine('stdout', line), options.backpressure),
+    linesOf(child.stderr!, options.maxLineBytes, (line) => options.onLine('stderr', line), options.backpressure),
   ]);
   const exit = exited(child);
 
@@ -73,7 +84,7 @@ export async function runStepProcess(options: StepProcessOptions): Promise<StepO
   const onAbort = () => {
     aborted = true;
     options.processes.terminate();
-    killTimer = setTimeout(() => void options.processes.kill(), options.killGraceMs(options.signal.reason));
+    killTimer = setTimeout(() => background('step-process.kill', options.processes.kill()), options.killGraceMs(options.signal.reason));
   };
   if (options.signal.aborted) onAbort();
   else options.signal.addEventListener('abort', onAbort, { once: true });
