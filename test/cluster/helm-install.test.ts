@@ -146,6 +146,8 @@ describe('packaging: helm install of the chart, for real', function () {
     expect(r.code, r.stdout + r.stderr).to.equal(0);
     expect(r.stdout).to.match(/Phase:\s+Succeeded/);
     expect(r.stdout).to.include('PASS: pipeline helm-test-');
+    // With auth on it calls with a ServiceAccount token, and says how a user gets one.
+    expect(r.stdout).to.include(`kubectl -n ${ns} create token ci-conveyor-test`);
   });
 
   it('serves the seed tutorial from outside the cluster through the Service: POST, then log frames on the websocket', async () => {
