@@ -66,6 +66,7 @@ export function kubernetesEngine(config: Config, logger: Logger): Engine {
     onRunFinished: (run) => metrics.observeRunFinished(run),
     retention: { runsPerPipeline: config.retainRuns, maxAgeSeconds: config.retainSeconds, jobSeconds: config.retainJobSeconds },
     stopEscalationMs: config.stopEscalationMs,
+    maxLineBytes: config.maxLineBytes,
   });
 
   // Lets run pods go that no server will archive (deleted with their runs, or left behind by

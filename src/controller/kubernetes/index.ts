@@ -35,6 +35,7 @@ export interface KubernetesControllerOptions {
   // The server's own ServiceAccount (known once started): no run may use it.
   ownServiceAccount?: () => string | undefined;
   stopEscalationMs?: number;
+  maxLineBytes?: number;
 }
 
 // A reconcile that failed because the API server is down or not ready is tried again soon
@@ -128,6 +129,7 @@ export class KubernetesController {
       onRunFinished: this.o.onRunFinished,
       ownServiceAccount: this.o.ownServiceAccount,
       stopEscalationMs: this.o.stopEscalationMs,
+      maxLineBytes: this.o.maxLineBytes,
     });
     const pipelineReconciler = new PipelineReconciler({ namespace, informers, store: this.o.store });
 

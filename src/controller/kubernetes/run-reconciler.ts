@@ -45,6 +45,8 @@ export interface RunReconcilerOptions {
   // How long a stopped pod may take to show that no step runs any more before the stop is
   // escalated (the pod deleted, the Job suspended). Default STOP_ESCALATION_MS.
   stopEscalationMs?: number;
+  // Step output lines longer than this are split into marked parts (--max-line-bytes).
+  maxLineBytes?: number;
   now?: () => number;
   // A run ended (once per run, by the leader that saw it end).
   onRunFinished?: (run: RunRecord) => void;
@@ -337,6 +339,7 @@ export class RunReconciler {
       pod: () => this.podsOf(run.runid).find((p) => p.metadata?.name === podName),
       stopMessage: () => this.stopMessageOf(run.runid),
       signal: abort.signal,
+      maxLineBytes: this.o.maxLineBytes,
       onConnect: (container) => {
         this.o.onLogConnect?.();
         this.o.logger.debug({ runid: run.runid, attempt, container }, 'log stream opened');

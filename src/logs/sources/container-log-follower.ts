@@ -24,6 +24,8 @@ export interface ContainerLogFollowOptions {
   // Each log request opened to the API server (one per container, unless a stream broke).
   onConnect?: () => void;
   backoffMs?: (attempt: number) => number;
+  // Longer output lines are split into marked parts (--max-line-bytes).
+  maxLineBytes?: number;
   // Opens the log request; replaceable so that tests can cut a real stream mid-run.
   open?: typeof podLogLines;
 }
@@ -61,6 +63,7 @@ export async function followContainerLog(options: ContainerLogFollowOptions): Pr
         follow: true,
         sinceTime: options.filter.sinceTime,
         signal: options.signal,
+        maxLineBytes: options.maxLineBytes,
       });
       for await (const line of lines) {
         failures = 0;

@@ -33,10 +33,20 @@ export class LogApiError extends Error {
   }
 }
 
-function splitTimestamp(line: string): PodLogLine {
+// With timestamps=true every line the container wrote starts with its time. A line that does
+// not is the kubelet speaking instead of the container ("unable to retrieve container logs
+// for containerd://…" once the containers were removed, e.g. in a namespace being deleted):
+// the log is not there, which the follower treats like a 404, not as a line to retry forever.
+export function splitTimestamp(line: string): PodLogLine {
   const space = line.indexOf(' ');
   const stamp = space < 0 ? line : line.slice(0, space);
-  return { ts: nanosFromIso(stamp), message: space < 0 ? '' : line.slice(space + 1) };
+  let ts: string;
+  try {
+    ts = nanosFromIso(stamp);
+  } catch {
+    throw new LogApiError(404, `the log API sent no container log but: ${line.slice(0, 200)}`);
+  }
+  return { ts, message: space < 0 ? '' : line.slice(space + 1) };
 }
 
 export async function* podLogLines(kc: KubeConfig, request: PodLogRequest): AsyncGenerator<PodLogLine> {

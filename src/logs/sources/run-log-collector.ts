@@ -30,6 +30,7 @@ export interface RunLogCollectorOptions {
   // A log connection to `container` was opened (a first one, or a resume after a break).
   onConnect?: (container: string) => void;
   open?: ContainerLogFollowOptions['open'];
+  maxLineBytes?: number;
 }
 
 export interface StepProgress {
@@ -172,6 +173,7 @@ export class RunLogCollector {
         onBreak: (err) => this.options.onBreak?.(err, name),
         open: this.options.open,
         onConnect: () => this.options.onConnect?.(name),
+        maxLineBytes: this.options.maxLineBytes,
       });
       if (signal.aborted) return;
       const final = this.stateOf(index);
