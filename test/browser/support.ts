@@ -17,12 +17,12 @@ export function ensureUiBuilt(): void {
   execFileSync(process.execPath, ['scripts/build-ui.ts', '--if-stale'], { cwd: repoRoot, stdio: 'inherit' });
 }
 
-export async function launchBrowser(): Promise<Browser> {
+export async function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: chromiumPath(),
     headless: true,
     // The sandbox needs user namespaces that CI containers (and root) often lack.
-    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
+    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', ...extraArgs],
   });
 }
 

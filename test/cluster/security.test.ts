@@ -35,6 +35,7 @@ import {
 } from './support/install.ts';
 import { createTestNamespace, kubeconfigPath, loadKubeConfig, repoRoot, tokenKubeConfig, waitFor } from './support/kube.ts';
 import { clientToken, revokeClusterGrants } from './support/tokens.ts';
+import { ensureUiBuilt, launchBrowser, openPage } from '../browser/support.ts';
 
 const HOST = 'conveyor.security.test';
 const IMAGE = 'jimjuniorb/hello-node:1.2.3';
@@ -345,5 +346,32 @@ describe('security: authentication and RBAC on the real cluster, through the Ser
     });
 
     accessTests(1);
+
+    // The web page as a user reaches it: by the Ingress's host name (chromium resolves it to
+    // Traefik), the same origin for the page, the API and the websocket, the token asked for.
+    it('serves the web page through the Ingress: sign in with a token, a run followed live to its end', async () => {
+      ensureUiBuilt();
+      const ingress = ways[1]!;
+      const port = new URL(ingress.base).port;
+      const created = await http('POST', `${ingress.base}/resources`, pipelineDoc('through-the-ingress-page'), { ...ingress.headers, ...bearer(tokens.editor) });
+      expect(created.status, JSON.stringify(created.body)).to.equal(201);
+      const runid = (created.body as { runid: string }).runid;
+      const browser = await launchBrowser([`--host-resolver-rules=MAP ${HOST} 127.0.0.1`]);
+      try {
+        const { page, errors } = await openPage(browser);
+        let frames = 0;
+        page.on('websocket', (ws) => ws.on('framereceived', () => frames++));
+        await page.goto(`http://${HOST}:${port}/ui/runs/${runid}`);
+        await page.getByLabel('Token').fill(tokens.editor);
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.locator('[data-testid=steps] [data-step="greet"][data-phase="Succeeded"]').waitFor({ timeout: 120_000 });
+        await page.locator('.line .msg', { hasText: 'hello from through-the-ingress-page' }).waitFor({ timeout: 60_000 });
+        await page.locator('[data-testid=run-phase] [data-phase=Succeeded]').waitFor();
+        expect(frames, 'log frames over the websocket through the Ingress').to.be.above(0);
+        expect(errors).to.deep.equal([]);
+      } finally {
+        await browser.close();
+      }
+    });
   });
 });
