@@ -1,20 +1,14 @@
 // The command-runner in local mode: step order, failures, concurrency, cancel, run listing.
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { collectFrames, pipeline, request, waitForRun } from '../support/http.ts';
 import { startServer, type TestServer } from '../support/server.ts';
+import { processesRunning } from '../support/processes.ts';
 
 const messagesOf = (frames: string[]) => frames.map((f) => (JSON.parse(f) as string[])[1]);
 
-function processesMatching(marker: string): string[] {
-  try {
-    return execFileSync('pgrep', ['-f', marker], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
 
 describe('runs (local mode)', () => {
   let server: TestServer;
@@ -88,7 +82,9 @@ describe('runs (local mode)', () => {
   });
 
   it('cancels a running run: the whole process group stops, the run ends Cancelled and keeps its logs', async () => {
-    const marker = 'sleep 321.5';
+    // Unique to this test run: the machine's other test runs (other checkouts, parallel CI
+    // jobs) cancel the same scenario, and their sleeps must not count as ours.
+    const marker = `sleep 321.${String(randomInt(1e9)).padStart(9, '0')}`;
     const res = await request(server.url, 'POST', '/resources', pipeline('to-cancel', [
       ['spawns', `echo started; ${marker} & ${marker}`],
       ['after', 'echo never'],
@@ -96,8 +92,8 @@ describe('runs (local mode)', () => {
     const frames = collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}`);
     await waitForRun(server.url, res.body.runid, ['Running']);
     const deadline = Date.now() + 5000;
-    while (processesMatching(marker).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(processesMatching(marker).length).to.be.at.least(2);
+    while (processesRunning(marker).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(processesRunning(marker).length).to.be.at.least(2);
     const cancel = await request(server.url, 'POST', `/runs/${res.body.runid}/cancel`);
     expect(cancel.status).to.equal(202);
     expect(cancel.body.phase).to.equal('Cancelled');
@@ -107,7 +103,7 @@ describe('runs (local mode)', () => {
     expect(messages.slice(0, 2)).to.deep.equal(['Executing step: spawns', 'started']);
     expect(messages.at(-1)).to.equal('Run cancelled');
     expect(messages).not.to.include('never');
-    expect(processesMatching(marker)).to.deep.equal([]);
+    expect(processesRunning(marker)).to.deep.equal([]);
     const run = await waitForRun(server.url, res.body.runid);
     expect(run).to.include({ phase: 'Cancelled', reason: 'Cancelled' });
     expect(run.steps.map((s: any) => s.phase)).to.deep.equal(['Cancelled', 'Skipped']);
