@@ -66,7 +66,9 @@ start() {
   shift
   log "starting $name"
   printf '\n==== %s starting %s\n%s\n' "$(date -Is)" "$name" "$*" >> "$LOGS/$name.log"
-  setsid "$@" >> "$LOGS/$name.log" 2>&1 < /dev/null &
+  # 9>&-: restart.sh holds its one-at-a-time lock on fd 9; a component started from there
+  # must not inherit it, or the lock would outlive the restart and block the next one.
+  setsid "$@" >> "$LOGS/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$(pidfile "$name")"
 }
 
