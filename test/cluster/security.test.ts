@@ -353,7 +353,11 @@ describe('security: authentication and RBAC on the real cluster, through the Ser
       ensureUiBuilt();
       const ingress = ways[1]!;
       const port = new URL(ingress.base).port;
-      const created = await http('POST', `${ingress.base}/resources`, pipelineDoc('through-the-ingress-page'), { ...ingress.headers, ...bearer(tokens.editor) });
+      // The step waits before it speaks, so that its line reaches a page already signed in and
+      // following: over the websocket through the Ingress, not from the archive.
+      const doc = pipelineDoc('through-the-ingress-page');
+      (doc.spec.steps as { command: string }[])[0]!.command = 'sleep 10; echo hello from through-the-ingress-page';
+      const created = await http('POST', `${ingress.base}/resources`, doc, { ...ingress.headers, ...bearer(tokens.editor) });
       expect(created.status, JSON.stringify(created.body)).to.equal(201);
       const runid = (created.body as { runid: string }).runid;
       const browser = await launchBrowser([`--host-resolver-rules=MAP ${HOST} 127.0.0.1`]);
