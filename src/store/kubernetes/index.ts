@@ -232,6 +232,21 @@ export class KubernetesStore implements Store {
 
   async replaceResource(input: ResourceInput, makeRun: (version: number) => RunRecord): Promise<{ resource: Resource; run: RunRecord }> {
     if (input.resource === PIPELINE_TYPE) {
+      // The compare-and-swap below also loses to the controller's own status writes, which
+      // bump resourceVersion: read again and retry those, a few times, before answering 409.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.replacePipeline(input, makeRun);
+        } catch (err) {
+          if (!(err instanceof ConflictError) || attempt >= 5) throw err;
+        }
+      }
+    }
+    return this.replaceGenericResource(input, makeRun);
+  }
+
+  private async replacePipeline(input: ResourceInput, makeRun: (version: number) => RunRecord): Promise<{ resource: Resource; run: RunRecord }> {
+    {
       const current = await this.pipelines.fresh(input.name);
       if (!current) throw new NotFoundError(`resource pipeline/${input.name} not found`);
       const generation = current.metadata.generation ?? 1;
@@ -268,6 +283,9 @@ export class KubernetesStore implements Store {
       await this.ensureRun({ ...run, version: updated.metadata.generation ?? generation + 1 }, updated.metadata.uid!);
       return { resource: pipelineResource(updated), run: { ...run, version: updated.metadata.generation ?? generation + 1 } };
     }
+  }
+
+  private async replaceGenericResource(input: ResourceInput, makeRun: (version: number) => RunRecord): Promise<{ resource: Resource; run: RunRecord }> {
     const name = existingObjectName(input.resource, input.name);
     const current = name === undefined ? undefined : await this.resources.fresh(name);
     if (!current) throw new NotFoundError(`resource ${input.resource}/${input.name} not found`);
