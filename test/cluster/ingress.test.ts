@@ -6,7 +6,6 @@
 import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
@@ -16,6 +15,7 @@ import {
   ensureImage,
   helm,
   helmBin,
+  freePort,
   http,
   imageValues,
   roleHeaders,
@@ -29,17 +29,6 @@ import {
 import { createTestNamespace, kubeconfigPath, loadKubeConfig, repoRoot, waitFor } from './support/kube.ts';
 
 const HOST = 'conveyor.ingress.test';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('packaging: through an ingress controller (Traefik)', function () {
   this.timeout(180_000);

@@ -9,7 +9,6 @@ import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -21,6 +20,7 @@ import {
   ensureImage,
   helm,
   helmBin,
+  freePort,
   http,
   imageValues,
   kubectl,
@@ -39,17 +39,6 @@ import { ensureUiBuilt, launchBrowser, openPage } from '../browser/support.ts';
 
 const HOST = 'conveyor.security.test';
 const IMAGE = 'jimjuniorb/hello-node:1.2.3';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const tokenProtocol = (token: string) => `base64url.bearer.authorization.k8s.io.${Buffer.from(token).toString('base64url')}`;

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
@@ -353,5 +353,17 @@ export async function deleteNamespaceAndWait(kc: k8s.KubeConfig, namespace: stri
       if (err instanceof k8s.ApiException && err.code === 404) return true;
       throw err;
     }
+  });
+}
+
+// A port free on loopback now (for a process the test starts next, e.g. Traefik).
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
   });
 }
