@@ -1,31 +1,9 @@
 // The API's shapes as the page reads them (see /openapi.json).
-export type RunPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Cancelled';
+// Run shapes are the server's own domain types, imported for their types only (erased by
+// the bundler, so the page still loads nothing of the server).
+import type { Run, RunPhase, StepStatus } from '../domain/run.ts';
+export type { Run, RunPhase, StepStatus };
 export const RUN_PHASES: RunPhase[] = ['Pending', 'Running', 'Succeeded', 'Failed', 'Cancelled'];
-
-export interface StepStatus {
-  name: string;
-  phase: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Skipped' | 'Cancelled';
-  exitCode: number | null;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
-
-export interface Run {
-  runid: string;
-  resource: string;
-  name: string;
-  version: number;
-  driver: string;
-  phase: RunPhase;
-  reason: string | null;
-  message: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  steps: StepStatus[];
-  // Who started the run, where the server knows (authentication on).
-  requestedBy?: string | null;
-}
 
 export interface LogEntry {
   runid: string;
