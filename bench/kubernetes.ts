@@ -5,8 +5,12 @@
 //      client-node and followed to its first log line;
 //   2. 200 runs posted at once until all their Jobs exist, vs a plain client-node loop
 //      creating 200 Jobs;
-//   3. 20 clients following one run: log streams the server opened per container.
-// Flags: --quick (fewer repetitions, 50 runs instead of 200).
+//   3. 20 clients following one run: log streams the server opened per container;
+//   4. reads from the informer caches with --runs Runs stored, against local mode;
+//   5. 1, 5 and 10 trivial steps from POST to Succeeded, against bare Jobs of the same
+//      containers (started together, and as init containers).
+// Flags: --quick (fewer repetitions, 50 runs instead of 200). BENCH_ONLY=first-line,burst,
+// followers,reads,steps picks some.
 import * as k8s from '@kubernetes/client-node';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -15,12 +19,12 @@ import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { HttpClient, createRun } from './lib/http.ts';
 import { benchKubernetesReads } from './kubernetes-reads.ts';
+import { benchContainer, benchJob, benchStepCounts } from './kubernetes-steps.ts';
 import { repoRoot, startServer, type BenchServer } from './lib/server.ts';
 import { fmt, median, sleep } from './lib/stats.ts';
 import { epochMs, logUrl, openSocket, parseSeedFrame } from './lib/ws.ts';
 
 const { values: flags } = parseArgs({ options: { quick: { type: 'boolean', default: false }, runs: { type: 'string', default: '5000' } } });
-const IMAGE = 'jimjuniorb/hello-node:1.2.3';
 const reps = flags.quick ? 3 : 5;
 const burst = flags.quick ? 50 : 200;
 const burstRounds = flags.quick ? 1 : 3;
@@ -41,21 +45,7 @@ const kubectl = (args: string[]) =>
   });
 
 function bareJob(name: string, command: string): k8s.V1Job {
-  return {
-    metadata: { name, labels: { 'conveyor-bench': 'baseline' } },
-    spec: {
-      backoffLimit: 0,
-      template: {
-        metadata: { labels: { 'conveyor-bench': 'baseline' } },
-        spec: {
-          restartPolicy: 'Never',
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          containers: [{ name: 'step', image: IMAGE, imagePullPolicy: 'IfNotPresent', command: ['/bin/sh', '-c', command] }],
-        },
-      },
-    },
-  };
+  return benchJob(name, 'baseline', [benchContainer('step', command)]);
 }
 
 async function podOfJob(namespace: string, job: string): Promise<k8s.V1Pod> {
@@ -245,6 +235,19 @@ if (wanted('reads')) await withNamespace('bench-reads', async (namespace) => {
   const runs = Number(flags.runs);
   console.log(`\n== GET /runs/{id} and GET /runs?limit=50 at 32 clients with ${fmt(runs, 0)} finished Runs, against local mode with as many`);
   (results as Record<string, unknown>).reads = await benchKubernetesReads({ kc, kubeconfig, namespace, runs, requests: flags.quick ? 1000 : 3000, rounds: flags.quick ? 1 : 3, log: console.log });
+});
+
+// 5. What a step costs: 1, 5 and 10 steps of `true`, against bare Jobs of the same containers.
+if (wanted('steps')) await withNamespace('bench-steps', async (namespace) => {
+  console.log('\n== POST to Succeeded for 1, 5 and 10 steps of `true`, against bare Jobs of the same containers');
+  const server = await startServer({ args: ['--mode', 'kubernetes', '--namespace', namespace], env: { KUBECONFIG: kubeconfig } });
+  const client = new HttpClient(server.url, 4);
+  try {
+    results.steps = await benchStepCounts({ batch, namespace, client, sizes: [1, 5, 10], rounds: reps, log: console.log });
+  } finally {
+    client.close();
+    await server.stop();
+  }
 });
 
 mkdirSync(join(repoRoot, 'bench', 'results'), { recursive: true });

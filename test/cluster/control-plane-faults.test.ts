@@ -14,6 +14,7 @@ import { newDataDir, startServer, type TestServer } from '../support/server.ts';
 import { componentsReachable, freezeComponent, restartComponent } from './support/components.ts';
 import { installCrds, kubectl, releaseFinalizers } from './support/conveyor.ts';
 import { createTestNamespace, deleteNamespace, kubeconfigPath, loadKubeConfig, sleep, waitFor } from './support/kube.ts';
+import { stepReport } from '../../src/drivers/command-runner/kubernetes/step-entrypoint.ts';
 
 const TERMINAL = ['Succeeded', 'Failed', 'Cancelled'];
 
@@ -95,19 +96,24 @@ class PodRecorder {
   }
 }
 
-// Every step's record agrees with the pod: a step whose container ended has its exit code
-// and a phase that says it ran; a step whose container never started is Skipped.
+// Every step's record agrees with the pod: a step whose container reported that it ran has
+// that exit code and a phase that says it ran; one that reported it was skipped, or whose
+// container never started, is Skipped; one killed before it could report (a stop) has the
+// container's exit code, unless the step before it never succeeded (then it never ran).
 function expectStepsMatchPod(steps: StepRecord[], pod: k8s.V1Pod): void {
   expect(['Succeeded', 'Failed'], `pod phase (${pod.status?.phase})`).to.include(pod.status?.phase);
   const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
-  for (const step of steps) {
+  for (const [index, step] of steps.entries()) {
     const state = statuses.find((s) => s.name === step.name)?.state;
-    if (state?.terminated) {
-      expect(step.exitCode, `${step.name} exit code`).to.equal(state.terminated.exitCode);
-      expect(step.phase, `${step.name} ran and exited ${state.terminated.exitCode}`).to.equal(state.terminated.exitCode === 0 ? 'Succeeded' : step.phase === 'Cancelled' ? 'Cancelled' : 'Failed');
+    const report = stepReport(state?.terminated);
+    const previousSucceeded = index === 0 || steps[index - 1]!.phase === 'Succeeded';
+    if (state?.terminated && (report?.ran || (!report && previousSucceeded))) {
+      const exitCode = report?.ran ? report.exitCode : state.terminated.exitCode;
+      expect(step.exitCode, `${step.name} exit code`).to.equal(exitCode);
+      expect(step.phase, `${step.name} ran and exited ${exitCode}`).to.equal(exitCode === 0 ? 'Succeeded' : step.phase === 'Cancelled' ? 'Cancelled' : 'Failed');
     } else {
       expect(state?.running, `${step.name} is not running in a finished pod`).to.equal(undefined);
-      expect(step.phase, `${step.name} never started`).to.equal('Skipped');
+      expect(step.phase, `${step.name} never ran`).to.equal('Skipped');
     }
   }
 }

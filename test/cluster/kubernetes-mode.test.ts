@@ -95,9 +95,41 @@ describe('kubernetes mode', function () {
     expect(run.steps.map((s: any) => [s.phase, s.exitCode])).to.deep.equal([['Succeeded', 0], ['Failed', 3], ['Skipped', null]]);
     expect(await eventsOf(res.body.runid, 2)).to.deep.equal(['Normal Started', 'Warning Failed']);
     const pods = await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` });
-    const main = pods.items[0]!.status!.containerStatuses!.find((c) => c.name === 'third');
-    expect(main?.state?.running, 'the last step never ran').to.equal(undefined);
-    expect(main?.state?.terminated, 'the last step never ran').to.equal(undefined);
+    // The last step's container started with the others, saw the failure and ran nothing.
+    const third = pods.items[0]!.status!.containerStatuses!.find((c) => c.name === 'third');
+    expect(third?.state?.terminated?.message, 'the last step says it was skipped').to.equal('{"skipped":true}');
+    expect(kubectl(['logs', '-n', namespace, pods.items[0]!.metadata!.name!, '-c', 'third']), 'the last step printed nothing').to.equal('');
+  });
+
+  it('runs the steps in turn in one pod: each after the one before ended, each with its own log, the pod requesting what was asked once', async () => {
+    const resources = { requests: { cpu: '50m', memory: '16Mi' }, limits: { memory: '64Mi' } };
+    const steps: [string, string][] = [['one', 'echo 1 > turns; sleep 2; echo first'], ['two', 'cat turns; echo 2 >> turns; echo second'], ['three', 'cat turns']];
+    const res = await request(server.url, 'POST', '/resources', pipeline('k8s-turns', steps, { resources }));
+    expect(res.status).to.equal(201);
+    const { frames } = await collectFrames(ws(res.body.runid), 120_000);
+    expect(messagesOf(frames)).to.deep.equal([
+      'Executing step: one', 'first', 'Step completed successfully',
+      'Executing step: two', '1', 'second', 'Step completed successfully',
+      'Executing step: three', '1', '2', 'Step completed successfully',
+    ]);
+    const run = await waitForRun(server.url, res.body.runid, TERMINAL, 60_000);
+    expect(run).to.include({ phase: 'Succeeded' });
+    expect(run.steps.map((s: any) => [s.name, s.phase, s.exitCode])).to.deep.equal([['one', 'Succeeded', 0], ['two', 'Succeeded', 0], ['three', 'Succeeded', 0]]);
+    // Each step's own times, from its report: in order, never overlapping.
+    for (const [i, step] of run.steps.entries()) {
+      expect(step.startedAt <= step.finishedAt, `${step.name} ends after it starts`).to.equal(true);
+      if (i > 0) expect(run.steps[i - 1].finishedAt <= step.startedAt, `${step.name} starts after ${run.steps[i - 1].name} ended`).to.equal(true);
+    }
+    expect(Date.parse(run.steps[0].finishedAt) - Date.parse(run.steps[0].startedAt), 'the first step slept 2 s').to.be.at.least(1000);
+    const pod = (await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` })).items[0]!;
+    expect(pod.spec!.initContainers ?? []).to.deep.equal([]);
+    expect(pod.spec!.containers.map((c) => c.name)).to.deep.equal(['one', 'two', 'three']);
+    // The API server kept the requests as built: asked once for the pod, every step limited.
+    expect(pod.spec!.containers.map((c) => c.resources?.requests)).to.deep.equal([resources.requests, { cpu: '0', memory: '0' }, { cpu: '0', memory: '0' }]);
+    for (const c of pod.spec!.containers) expect(c.resources?.limits).to.deep.equal(resources.limits);
+    // Each step's output is its own container's log, through the log API.
+    const logsOf = (container: string) => kubectl(['logs', '-n', namespace, pod.metadata!.name!, '-c', container]).trim().split('\n');
+    expect(steps.map(([name]) => logsOf(name))).to.deep.equal([['first'], ['1', 'second'], ['1', '2']]);
   });
 
   it('starts exactly one run per Pipeline generation applied with kubectl', async () => {
@@ -163,7 +195,7 @@ describe('kubernetes mode', function () {
     const pods = (await core.listNamespacedPod({ namespace, labelSelector: `conveyor.ci/run-id=${res.body.runid}` })).items;
     expect(pods, 'the pod stays, with its stopped container').to.have.lengthOf(1);
     expect(pods[0]!.metadata!.deletionTimestamp).to.equal(undefined);
-    expect(pods[0]!.status!.initContainerStatuses!.find((c) => c.name === 'long')!.state!.terminated).to.not.equal(undefined);
+    expect(pods[0]!.status!.containerStatuses!.find((c) => c.name === 'long')!.state!.terminated).to.not.equal(undefined);
   });
 
   it('retries a failing run in a new pod and archives every attempt, each once and in order', async () => {

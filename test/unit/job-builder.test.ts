@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import type { V1Container, V1Job } from '@kubernetes/client-node';
 import { newRun, type PipelineSpec, type RunRecord } from '../../src/domain/index.ts';
-import { TERMINATION_GRACE_SECONDS, buildJob } from '../../src/drivers/command-runner/kubernetes/index.ts';
+import { TERMINATION_GRACE_SECONDS, buildJob, needsSequentialSteps } from '../../src/drivers/command-runner/kubernetes/index.ts';
+import { STEP_ENTRYPOINT, stepCommand } from '../../src/drivers/command-runner/kubernetes/step-entrypoint.ts';
 import { LOGS_FINALIZER, jobNameFor } from '../../src/kube/names.ts';
 
 const RUNID = '7f0e4a52-93c1-4c4b-9d4e-2b1f0a6c8d3e';
@@ -76,33 +77,61 @@ describe('kubernetes: job builder', () => {
     expect(build().metadata!.ownerReferences).to.deep.equal([{ ...RUN_OBJECT, controller: true, blockOwnerDeletion: true }]);
   });
 
-  it('runs steps 1..n-1 as init containers in order and step n as the main container', () => {
+  it('runs every step as a container of one pod, in order, each taking its turn through the step entrypoint', () => {
     const pod = build().spec!.template.spec!;
-    expect(pod.initContainers!.map((c) => c.name)).to.deep.equal(['hello', 'where']);
-    expect(pod.containers.map((c) => c.name)).to.deep.equal(['os']);
-    expect(pod.initContainers!.map((c) => c.command)).to.deep.equal([
-      ['/bin/sh', '-c', 'echo "Hello from Conveyor"'],
-      ['/bin/sh', '-c', 'pwd'],
+    expect(pod.initContainers).to.equal(undefined);
+    expect(pod.containers.map((c) => c.name)).to.deep.equal(['hello', 'where', 'os']);
+    expect(pod.containers.map((c) => c.command)).to.deep.equal([
+      stepCommand(1, 'echo "Hello from Conveyor"'),
+      stepCommand(2, 'pwd'),
+      stepCommand(3, 'cat /etc/os-release'),
     ]);
-    expect(pod.containers[0]!.command).to.deep.equal(['/bin/sh', '-c', 'cat /etc/os-release']);
+    const [sh, c, script, argv0, ...args] = stepCommand(2, 'pwd');
+    expect([sh, c, argv0, ...args]).to.deep.equal(['/bin/sh', '-c', 'conveyor-step', '2', 'pwd']);
+    // Kubernetes turns `$$` into `$` (and would expand `$(NAME)`): the script is escaped.
+    expect(script!.replaceAll('$$', '$')).to.equal(STEP_ENTRYPOINT);
+    // The entrypoint tells a dead step from a slow one by its pid.
+    expect(pod.shareProcessNamespace).to.equal(true);
   });
 
-  it('has no init containers for a one-step pipeline', () => {
+  it('has one container for a one-step pipeline', () => {
     const pod = build({ image: 'busybox:1.36', steps: [{ name: 'only', command: 'true' }] }).spec!.template.spec!;
     expect(pod.initContainers).to.equal(undefined);
     expect(pod.containers.map((c) => c.name)).to.deep.equal(['only']);
   });
 
-  it("runs every step in the pipeline's image, in /workspace, a shared emptyDir", () => {
+  it("runs every step in the pipeline's image, in /workspace, a shared emptyDir, beside the steps' own directory", () => {
     const job = build();
     const pod = job.spec!.template.spec!;
-    expect(pod.volumes).to.deep.equal([{ name: 'workspace', emptyDir: {} }]);
+    expect(pod.volumes).to.deep.equal([
+      { name: 'workspace', emptyDir: {} },
+      { name: 'conveyor-steps', emptyDir: {} },
+    ]);
     for (const c of allContainers(job)) {
       expect(c.image).to.equal('jimjuniorb/hello-node:1.2.3');
       expect(c.imagePullPolicy).to.equal('IfNotPresent');
       expect(c.workingDir).to.equal('/workspace');
-      expect(c.volumeMounts).to.deep.equal([{ name: 'workspace', mountPath: '/workspace' }]);
+      expect(c.volumeMounts).to.deep.equal([
+        { name: 'workspace', mountPath: '/workspace' },
+        { name: 'conveyor-steps', mountPath: '/conveyor/steps' },
+      ]);
     }
+  });
+
+  it('keeps the sequential model (init containers, plain commands) for a pipeline that asks for a device', () => {
+    const spec = { ...SEED, resources: { limits: { 'nvidia.com/gpu': '1', memory: '1Gi' } } };
+    expect(needsSequentialSteps(spec)).to.equal(true);
+    expect(needsSequentialSteps({ ...SEED, resources: { requests: { cpu: '1', 'hugepages-2Mi': '4Mi', 'ephemeral-storage': '1Gi' } } })).to.equal(false);
+    const pod = build(spec).spec!.template.spec!;
+    expect(pod.initContainers!.map((c) => [c.name, c.command])).to.deep.equal([
+      ['hello', ['/bin/sh', '-c', 'echo "Hello from Conveyor"']],
+      ['where', ['/bin/sh', '-c', 'pwd']],
+    ]);
+    expect(pod.containers.map((c) => [c.name, c.command])).to.deep.equal([['os', ['/bin/sh', '-c', 'cat /etc/os-release']]]);
+    expect(pod.shareProcessNamespace).to.equal(undefined);
+    expect(pod.volumes).to.deep.equal([{ name: 'workspace', emptyDir: {} }]);
+    // One step at a time: each holds the device and the whole of what was asked.
+    for (const c of [...pod.initContainers!, ...pod.containers]) expect(c.resources).to.deep.equal({ limits: { 'nvidia.com/gpu': '1', memory: '1Gi' } });
   });
 
   it('never restarts a step and retries the pod only as often as the pipeline says', () => {
@@ -170,7 +199,7 @@ describe('kubernetes: job builder', () => {
 
   it('lets the env override CONVEYOR_RUN_ID but never CONVEYOR_STEP, and names each variable once', () => {
     const job = build({ ...SEED, env: [{ name: 'CONVEYOR_STEP', value: 'x' }, { name: 'CONVEYOR_RUN_ID', value: 'mine' }, { name: 'A', value: '1' }, { name: 'A', value: '2' }] });
-    const env = job.spec!.template.spec!.containers[0]!.env!;
+    const env = job.spec!.template.spec!.containers.at(-1)!.env!;
     expect(env).to.deep.equal([
       { name: 'CONVEYOR_RUN_ID', value: 'mine' },
       { name: 'CONVEYOR_WORKSPACE', value: '/workspace' },
@@ -179,18 +208,20 @@ describe('kubernetes: job builder', () => {
     ]);
   });
 
-  it('sets the resource requests and limits on every container, and none when unset', () => {
+  it('makes the pod request what the pipeline asked for once, and gives every step the limits', () => {
     for (const c of allContainers(build())) expect(c.resources).to.equal(undefined);
     const job = build({ ...SEED, resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '128Mi' } } });
     const containers = allContainers(job);
-    expect(containers).to.have.length(3);
-    for (const c of containers) {
-      expect(c.resources).to.deep.equal({ requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '128Mi' } });
-    }
+    expect(containers.map((c) => c.resources)).to.deep.equal([
+      { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+      { requests: { cpu: '0', memory: '0' }, limits: { memory: '128Mi' } },
+      { requests: { cpu: '0', memory: '0' }, limits: { memory: '128Mi' } },
+    ]);
     // Each container has its own copy: changing one cannot change another.
-    expect(containers[0]!.resources).not.to.equal(containers[1]!.resources);
+    expect(containers[1]!.resources!.limits).not.to.equal(containers[2]!.resources!.limits);
+    // A limit alone defaults the request to the limit, so the later steps say zero.
     const onlyLimits = allContainers(build({ ...SEED, resources: { limits: { cpu: '1' } } }));
-    for (const c of onlyLimits) expect(c.resources).to.deep.equal({ limits: { cpu: '1' } });
+    expect(onlyLimits.map((c) => c.resources)).to.deep.equal([{ limits: { cpu: '1' } }, { requests: { cpu: '0' }, limits: { cpu: '1' } }, { requests: { cpu: '0' }, limits: { cpu: '1' } }]);
   });
 
   it('refuses a run without an image instead of building an invalid Job', () => {

@@ -1,6 +1,7 @@
 // Step and run status from the Job and pod the API server returns. The objects below have
-// the shape of real kube-apiserver 1.34 answers for the Job of job-builder.ts (init
-// containers for steps 1..n-1, the main container for step n).
+// the shape of real kube-apiserver 1.34 answers for the Jobs of job-builder.ts: mostly of
+// its sequential model (init containers for steps 1..n-1, the main container for step n),
+// whose rules the concurrent model shares; the last part is the concurrent model's own.
 import { expect } from 'chai';
 import type { V1ContainerState, V1ContainerStatus, V1Job, V1JobCondition, V1Pod } from '@kubernetes/client-node';
 import {
@@ -9,6 +10,7 @@ import {
   runOutcome,
   stepStatusesFromPod,
 } from '../../src/drivers/command-runner/kubernetes/index.ts';
+import { stepReport } from '../../src/drivers/command-runner/kubernetes/step-entrypoint.ts';
 
 const RUNID = '0f3c6a1e-5b2d-4e8f-9a7c-1d2e3f4a5b6c';
 const IMAGE = 'docker.io/jimjuniorb/hello-node:1.2.3';
@@ -55,6 +57,9 @@ interface PodOptions {
   message?: string;
   deleted?: boolean;
   scheduled?: boolean;
+  // 'concurrent' (the default of job-builder.ts): every step a regular container.
+  // 'sequential': steps 1..n-1 init containers (pipelines with devices, earlier versions).
+  model?: 'concurrent' | 'sequential';
 }
 
 // A run pod as the API server returns it (here in a watch event: timestamps as strings).
@@ -62,6 +67,7 @@ function podOf(options: PodOptions): V1Pod {
   const steps = options.steps ?? SEED_STEPS;
   const statuses = steps.map((name, i) => containerStatus(name, options.states[i] ?? waiting()));
   const scheduled = options.scheduled ?? true;
+  const concurrent = options.model === 'concurrent';
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -85,8 +91,9 @@ function podOf(options: PodOptions): V1Pod {
     spec: {
       restartPolicy: 'Never',
       ...(scheduled ? { nodeName: 'conveyor-node' } : {}),
-      initContainers: steps.slice(0, -1).map((name) => ({ name, image: IMAGE })),
-      containers: [{ name: steps.at(-1)!, image: IMAGE }],
+      ...(concurrent
+        ? { shareProcessNamespace: true, containers: steps.map((name) => ({ name, image: IMAGE })) }
+        : { initContainers: steps.slice(0, -1).map((name) => ({ name, image: IMAGE })), containers: [{ name: steps.at(-1)!, image: IMAGE }] }),
     },
     status: {
       phase: options.phase,
@@ -96,7 +103,7 @@ function podOf(options: PodOptions): V1Pod {
         ? [{ type: 'PodScheduled', status: 'True', lastTransitionTime: T(-2) as unknown as Date }]
         : [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 Insufficient memory. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.', lastTransitionTime: T(-2) as unknown as Date }],
       ...(scheduled ? { hostIP: '10.244.0.1', podIP: '10.244.0.23', startTime: T(-1) as unknown as Date, qosClass: 'BestEffort' } : { qosClass: 'BestEffort' }),
-      ...(scheduled ? { initContainerStatuses: statuses.slice(0, -1), containerStatuses: statuses.slice(-1) } : {}),
+      ...(scheduled ? (concurrent ? { containerStatuses: statuses } : { initContainerStatuses: statuses.slice(0, -1), containerStatuses: statuses.slice(-1) }) : {}),
     },
   };
 }
@@ -504,5 +511,101 @@ describe('kubernetes: run outcome', () => {
       'Succeeded Succeeded Succeeded',
     ]);
     expect(seen.at(-1)).to.deep.include({ startedAt: ISO(0), finishedAt: ISO(4), message: 'Pipeline executed successfully' });
+  });
+});
+
+// The concurrent model: every step container starts at pod start and waits for its turn;
+// a step's result and times are the report in its termination message (step-entrypoint.ts).
+describe('kubernetes: steps of one pod taking turns', () => {
+  // Epoch seconds as the entrypoint writes them: with nanoseconds where `date` has %N.
+  const epoch = (s: number, ms = 0) => `${Date.UTC(2026, 0, 15, 10, 0, s) / 1000}.${String(ms).padStart(3, '0')}456789`;
+  const reported = (exitCode: number, from: [number, number], to: [number, number], containerFrom = 0): V1ContainerState => {
+    const state = terminated(exitCode, containerFrom, to[0]);
+    state.terminated!.message = JSON.stringify({ exitCode, startedAt: epoch(...from), finishedAt: epoch(...to) });
+    return state;
+  };
+  const skipped = (at: number): V1ContainerState => {
+    const state = terminated(0, 0, at);
+    state.terminated!.message = '{"skipped":true}';
+    return state;
+  };
+  const at = (s: number, ms: number) => new Date(Date.UTC(2026, 0, 15, 10, 0, s, ms)).toISOString();
+  const concurrent = (phase: PodOptions['phase'], states: V1ContainerState[], extra: Partial<PodOptions> = {}) => podOf({ phase, states, model: 'concurrent', ...extra });
+
+  it('reads a report with nanoseconds, one with whole seconds (busybox), and nothing from other messages', () => {
+    expect(stepReport({ message: JSON.stringify({ exitCode: 3, startedAt: epoch(1, 250), finishedAt: epoch(2, 5) }) })).to.deep.equal({ ran: true, exitCode: 3, startedAt: at(1, 250), finishedAt: at(2, 5) });
+    expect(stepReport({ message: `{"exitCode":0,"startedAt":"${Date.UTC(2026, 0, 15, 10, 0, 7) / 1000}","finishedAt":"${Date.UTC(2026, 0, 15, 10, 0, 9) / 1000}"}` })).to.deep.equal({ ran: true, exitCode: 0, startedAt: ISO(7), finishedAt: ISO(9) });
+    expect(stepReport({ message: '{"skipped":true}' })).to.deep.equal({ ran: false });
+    for (const message of [undefined, '', 'Killed', '{"exitCode":"0"}', '[1]', 'null', '{"exitCode":1.5}']) expect(stepReport({ message }), String(message)).to.equal(undefined);
+    // Times the entrypoint could not tell are unknown, not a wrong date.
+    expect(stepReport({ message: '{"exitCode":0,"startedAt":"%s","finishedAt":""}' })).to.deep.equal({ ran: true, exitCode: 0, startedAt: null, finishedAt: null });
+  });
+
+  it('shows only the first step Running while every container has started and the later ones wait', () => {
+    const outcome = runOutcome(jobOf(), concurrent('Running', [running(0), running(0), running(0)]), SEED_STEPS);
+    expect(phases(outcome.steps)).to.deep.equal(['Running', 'Pending', 'Pending']);
+    expect(outcome).to.deep.include({ phase: 'Running', currentStep: 'hello', startedAt: ISO(0) });
+  });
+
+  it("starts a step when the one before it ended, at that step's reported end", () => {
+    const outcome = runOutcome(jobOf(), concurrent('Running', [reported(0, [0, 100], [1, 200]), running(0), running(0)]), SEED_STEPS);
+    expect(outcome.steps.map((s) => [s.phase, s.startedAt, s.finishedAt])).to.deep.equal([
+      ['Succeeded', at(0, 100), at(1, 200)],
+      ['Running', at(1, 200), null],
+      ['Pending', null, null],
+    ]);
+    expect(outcome.currentStep).to.equal('where');
+  });
+
+  it("succeeds with each step's own exit code and reported times, to the millisecond", () => {
+    const states = [reported(0, [0, 100], [0, 300]), reported(0, [0, 310], [2, 0]), reported(0, [2, 20], [2, 900])];
+    const outcome = runOutcome(jobOf({ conditions: complete(4), completionTime: T(4) }), concurrent('Succeeded', states), SEED_STEPS);
+    expect(outcome.steps.map((s) => [s.phase, s.exitCode, s.startedAt, s.finishedAt])).to.deep.equal([
+      ['Succeeded', 0, at(0, 100), at(0, 300)],
+      ['Succeeded', 0, at(0, 310), at(2, 0)],
+      ['Succeeded', 0, at(2, 20), at(2, 900)],
+    ]);
+    expect(outcome).to.deep.include({ phase: 'Succeeded', startedAt: at(0, 100), finishedAt: at(2, 900) });
+  });
+
+  it('fails at the step that exited non-zero and skips the rest, which exited 0 without running', () => {
+    const states = [reported(0, [0, 0], [1, 0]), reported(3, [1, 10], [1, 500]), skipped(1)];
+    const outcome = runOutcome(jobOf({ conditions: backoffExceeded(3) }), concurrent('Failed', states), SEED_STEPS);
+    expect(outcome.steps.map((s) => [s.phase, s.exitCode])).to.deep.equal([
+      ['Succeeded', 0],
+      ['Failed', 3],
+      ['Skipped', null],
+    ]);
+    expect(outcome).to.deep.include({ phase: 'Failed', reason: 'StepFailed', currentStep: 'where', finishedAt: at(1, 500) });
+  });
+
+  it('records a step killed before it could report (OOM) as Failed with the kubelet reason, from the end of the step before', () => {
+    const killed = terminated(137, 0, 3, 'OOMKilled');
+    const lost = terminated(0, 0, 3);
+    lost.terminated!.message = '{"skipped":true,"previousLost":true}';
+    const outcome = runOutcome(jobOf({ conditions: backoffExceeded(4) }), concurrent('Failed', [reported(0, [0, 0], [1, 400]), killed, lost]), SEED_STEPS);
+    expect(outcome.steps.map((s) => [s.phase, s.exitCode, s.startedAt, s.finishedAt])).to.deep.equal([
+      ['Succeeded', 0, at(0, 0), at(1, 400)],
+      ['Failed', 137, at(1, 400), ISO(3)],
+      ['Skipped', null, null, null],
+    ]);
+    expect(outcome.message).to.contain('OOMKilled');
+  });
+
+  it('under a cancel, the step the stop ended (its report says 143) is Cancelled and the waiting ones, killed, Skipped', () => {
+    const waitingKilled = terminated(143, 0, 5);
+    const states = [reported(0, [0, 0], [1, 0]), reported(143, [1, 5], [5, 0]), waitingKilled];
+    const outcome = runOutcome(jobOf(), concurrent('Failed', states), SEED_STEPS, { stopped: 'Cancelled' });
+    expect(phases(outcome.steps)).to.deep.equal(['Succeeded', 'Cancelled', 'Skipped']);
+    expect(outcome).to.deep.include({ phase: 'Cancelled', currentStep: 'where', finishedAt: ISO(5) });
+    // Until the kubelet has stopped the containers, the run is stopping, not stopped.
+    const stopping = runOutcome(jobOf(), concurrent('Running', [reported(0, [0, 0], [1, 0]), running(0), running(0)]), SEED_STEPS, { stopped: 'Cancelled' });
+    expect(stopping).to.deep.include({ phase: 'Running', reason: 'Stopping', currentStep: 'where' });
+  });
+
+  it("stays Pending on an image pull error of the first step, with the kubelet's reason", () => {
+    const pull = waiting('ErrImagePull', 'failed to pull image "nope:1"');
+    const outcome = runOutcome(jobOf(), concurrent('Pending', [pull, pull, pull]), SEED_STEPS);
+    expect(outcome).to.deep.include({ phase: 'Pending', reason: 'ErrImagePull', currentStep: 'hello' });
   });
 });

@@ -1,8 +1,12 @@
 // From what the cluster shows (the run's Job and its pod) to Conveyor's status: pure
 // functions, so the controller can call them on every reconcile and get the same answer.
 //
-// Step i (of n) is init container i for i < n and the main container for i = n (see
-// job-builder.ts). Timestamps arrive as Date objects from client-node's typed list calls
+// Each step is the container of its name (see job-builder.ts): all step containers start
+// together and take turns, so a container that runs is not yet a step that runs. A step
+// runs once the step before it has succeeded, and its result and times are the report
+// in its container's termination message (step-entrypoint.ts). Pods of the sequential
+// model (init containers for steps 1..n-1, used for devices and by earlier versions) are
+// read from the containers' own states and times. Timestamps arrive as Date objects from client-node's typed list calls
 // and as RFC 3339 strings from its watch (informer) events; both are accepted, and the
 // output is always `Date.toISOString()`, as in local mode.
 import type { V1ContainerStatus, V1Job, V1JobCondition, V1Pod } from '@kubernetes/client-node';
@@ -14,6 +18,7 @@ import {
   type RunPhase,
   type StepStatus,
 } from '../../../domain/index.ts';
+import { stepReport } from './step-entrypoint.ts';
 
 // Why a run was stopped from outside: `Cancelled` (the user asked) or `DeadlineExceeded`
 // (timeoutSeconds passed). The step the stop killed becomes Cancelled, later ones Skipped.
@@ -54,32 +59,48 @@ interface Observed {
   terminatedReason?: string;
 }
 
-function statusOf(pod: V1Pod | undefined, stepNames: string[], index: number): V1ContainerStatus | undefined {
-  const name = stepNames[index];
-  const list = index < stepNames.length - 1 ? pod?.status?.initContainerStatuses : pod?.status?.containerStatuses;
-  return list?.find((c) => c.name === name);
+function statusOf(pod: V1Pod | undefined, name: string): V1ContainerStatus | undefined {
+  return pod?.status?.containerStatuses?.find((c) => c.name === name) ?? pod?.status?.initContainerStatuses?.find((c) => c.name === name);
+}
+
+// Init containers run one at a time, so their own states are the steps' states.
+function isSequential(pod: V1Pod | undefined): boolean {
+  return (pod?.spec?.initContainers?.length ?? 0) > 0;
 }
 
 function observe(pod: V1Pod | undefined, stepNames: string[]): Observed[] {
-  return stepNames.map((name, index) => {
-    const base: StepStatus = { name, phase: 'Pending', exitCode: null, startedAt: null, finishedAt: null };
-    const state = statusOf(pod, stepNames, index)?.state;
-    if (state?.terminated) {
-      const { exitCode, startedAt, finishedAt, reason } = state.terminated;
-      return {
-        terminatedReason: reason,
-        status: {
-          name,
-          phase: exitCode === 0 ? 'Succeeded' : 'Failed',
-          exitCode,
-          startedAt: isoTime(startedAt),
-          finishedAt: isoTime(finishedAt),
-        },
-      };
-    }
-    if (state?.running) return { status: { ...base, phase: 'Running', startedAt: isoTime(state.running.startedAt) } };
-    if (state?.waiting?.reason) return { status: base, waiting: { reason: state.waiting.reason, message: state.waiting.message ?? null } };
-    return { status: base };
+  const sequential = isSequential(pod);
+  // Whether the step before succeeded (so this one may run), and when it ended.
+  let previousSucceeded = true;
+  let previousEnd: string | null = null;
+  return stepNames.map((name) => {
+    const pending: StepStatus = { name, phase: 'Pending', exitCode: null, startedAt: null, finishedAt: null };
+    const mayRun = previousSucceeded;
+    const observed = ((): Observed => {
+      const state = statusOf(pod, name)?.state;
+      if (state?.terminated) {
+        const { exitCode, startedAt, finishedAt, reason } = state.terminated;
+        const report = sequential ? undefined : stepReport(state.terminated);
+        if (report?.ran === false || (!report && !mayRun)) return { status: pending };
+        // No report: the container was killed while its step ran (a stop's SIGKILL), or it
+        // is an init container. The step began when the one before it ended.
+        const code = report?.ran ? report.exitCode : exitCode;
+        const began = report?.ran ? report.startedAt : sequential ? isoTime(startedAt) : (previousEnd ?? isoTime(startedAt));
+        const ended = (report?.ran ? report.finishedAt : null) ?? isoTime(finishedAt);
+        return {
+          terminatedReason: reason,
+          status: { name, phase: code === 0 ? 'Succeeded' : 'Failed', exitCode: code, startedAt: began ?? isoTime(startedAt), finishedAt: ended },
+        };
+      }
+      if (state?.running && mayRun) {
+        return { status: { ...pending, phase: 'Running', startedAt: sequential ? isoTime(state.running.startedAt) : (previousEnd ?? isoTime(state.running.startedAt)) } };
+      }
+      if (state?.waiting?.reason) return { status: pending, waiting: { reason: state.waiting.reason, message: state.waiting.message ?? null } };
+      return { status: pending };
+    })();
+    previousSucceeded = observed.status.phase === 'Succeeded';
+    previousEnd = observed.status.finishedAt;
+    return observed;
   });
 }
 
@@ -198,8 +219,8 @@ export function runOutcome(job: V1Job | undefined, pod: V1Pod | undefined, stepN
   const running = raw.find((s) => s.phase === 'Running');
   // A stop ends the run only once the pod shows that no further step will run: it is over
   // (the kubelet has acted on the stop), or it was deleted before a node took it. Between
-  // two init containers no step runs, yet a kubelet that has not seen the stop yet starts
-  // the next one: until the pod says otherwise the run is stopping, not stopped.
+  // two steps none runs, yet until the kubelet has acted on the stop the next one may
+  // start: until the pod says otherwise the run is stopping, not stopped.
   const stopping = stopped !== undefined && pod !== undefined && !noFurtherStep(pod);
   let steps = settle(raw, stopping ? undefined : stopped);
   const startedAt = earliest(steps.map((s) => s.startedAt)) ?? (raw.some((s) => s.phase !== 'Pending' && s.phase !== 'Skipped') ? isoTime(pod?.status?.startTime) : null);
