@@ -12,7 +12,9 @@ export class Metrics {
   readonly registry = new Registry();
   readonly httpRequests: Counter<'method' | 'route' | 'status_code'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
-  readonly httpInFlight: Gauge;
+  // Requests being answered: a plain count the HTTP middleware keeps, read at scrape time
+  // like the gauges below (a prom-client inc and dec on every request cost more).
+  httpInFlight = 0;
   readonly runDuration: Histogram<'phase'>;
   readonly logStreamsOpened: Counter;
   readonly backgroundErrors: Counter<'task'>;
@@ -33,7 +35,15 @@ export class Metrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
-    this.httpInFlight = new Gauge({ name: 'http_requests_in_flight', help: 'HTTP requests being answered.', registers });
+    const metrics = this;
+    new Gauge({
+      name: 'http_requests_in_flight',
+      help: 'HTTP requests being answered.',
+      registers,
+      collect() {
+        this.set(metrics.httpInFlight);
+      },
+    });
     this.runDuration = new Histogram({
       name: 'conveyor_run_duration_seconds',
       help: 'Time from a run starting to its end, by final phase.',

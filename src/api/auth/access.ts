@@ -26,9 +26,11 @@ type AccessSpec = Access | Access[] | ((ctx: ParameterizedContext) => Access | A
 
 // A route's declaration of what it needs, e.g. `requires(deps.auth, { verb: 'list',
 // resource: 'runs' })`; a function when it depends on the request (a resource's type).
+// Without authentication there is nothing to check: a synchronous pass.
 export function requires(auth: RequestAuth | undefined, spec: AccessSpec): Middleware {
+  if (!auth) return (_ctx, next) => next();
   return async (ctx, next) => {
-    if (auth && !auth.publicPaths.has(ctx.path.length > 1 ? ctx.path.replace(/\/+$/, '') : ctx.path)) {
+    if (!auth.publicPaths.has(ctx.path.length > 1 ? ctx.path.replace(/\/+$/, '') : ctx.path)) {
       const user = ctx.state.user as User | undefined;
       if (!user) throw new UnauthorizedError('authentication required');
       const wanted = typeof spec === 'function' ? spec(ctx) : spec;

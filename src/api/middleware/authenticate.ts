@@ -7,15 +7,19 @@ import { bearerFromHeader } from '../auth/credentials.ts';
 import { UnauthorizedError, type RequestAuth, type User } from '../auth/types.ts';
 
 // Paths are compared without a trailing slash, as the routes match them.
-const normalize = (path: string) => (path.length > 1 ? path.replace(/\/+$/, '') : path);
+const normalizePath = (path: string) => (path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') : path);
 
 export function authenticate(auth: RequestAuth | undefined, defaultUser: User | undefined): Middleware {
-  return async (ctx, next) => {
-    if (!auth) {
+  // Without authentication (local mode on loopback, no token) every request is the default
+  // user: a synchronous pass, no promise of its own.
+  if (!auth) {
+    return (ctx, next) => {
       ctx.state.user = defaultUser;
       return next();
-    }
-    if (auth.publicPaths.has(normalize(ctx.path))) return next();
+    };
+  }
+  return async (ctx, next) => {
+    if (auth.publicPaths.has(normalizePath(ctx.path))) return next();
     try {
       ctx.state.user = await authenticateToken(auth, bearerFromHeader(ctx.get('authorization') || undefined));
     } catch (err) {

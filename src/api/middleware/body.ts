@@ -3,7 +3,7 @@
 // answers 400 before any recursive code sees the body. Methods that carry no body
 // on this API (GET, HEAD, DELETE, OPTIONS) skip the parser: it is a cost on every read.
 import { bodyParser } from '@koa/bodyparser';
-import type { Middleware } from 'koa';
+import type { Context, Middleware, Next } from 'koa';
 import { BadRequestError, MAX_JSON_DEPTH, tooDeepAt } from '../../domain/index.ts';
 
 const WITH_BODY = new Set(['POST', 'PUT', 'PATCH']);
@@ -16,8 +16,10 @@ export function jsonBody(maxBodyBytes: number): Middleware {
     encoding: 'utf-8',
     jsonStrict: false,
   }) as Middleware;
-  return async (ctx, next) => {
-    if (!WITH_BODY.has(ctx.method)) return next();
+  // A bodiless method passes synchronously; only a body costs a promise.
+  return (ctx, next) => (WITH_BODY.has(ctx.method) ? parseJson(ctx, next) : next());
+
+  async function parseJson(ctx: Context, next: Next): Promise<void> {
     let read = false;
     try {
       await parse(ctx, () => {
@@ -33,5 +35,5 @@ export function jsonBody(maxBodyBytes: number): Middleware {
       if (!read && status === undefined) throw new BadRequestError(`the request body could not be read (Content-Encoding: ${ctx.get('content-encoding') || 'none'}): ${(err as Error).message}`);
       throw err;
     }
-  };
+  }
 }

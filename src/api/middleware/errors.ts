@@ -4,6 +4,7 @@ import type { Middleware } from 'koa';
 import { STATUS_CODES } from 'node:http';
 import type { Logger } from 'pino';
 import { ConveyorError, asUnavailable } from '../../domain/index.ts';
+import { ensureRequestId } from './request-id.ts';
 
 interface HttpishError extends Error {
   status?: number;
@@ -12,8 +13,7 @@ interface HttpishError extends Error {
   expose?: boolean;
 }
 
-// The status and message an error is answered with; the metrics middleware, which sees the
-// error before this one answers it, labels the request with the same status.
+// The status and message an error is answered with.
 export function describe(err: HttpishError, maxBodyBytes: number): { status: number; error: string } {
   if (err instanceof ConveyorError) return { status: err.status, error: err.message };
   if (err.type === 'entity.too.large') return { status: 413, error: `request body is larger than the limit of ${maxBodyBytes} bytes` };
@@ -37,20 +37,23 @@ export function errorHandler(logger: Logger, maxBodyBytes: number): Middleware {
       } else if (ctx.status >= 400 && ctx.body === undefined) {
         ctx.body = { error: STATUS_CODES[ctx.status] ?? 'error' };
       }
+      // Error answers written below (the page's own 404/405/503) carry an id too.
+      if (ctx.status >= 400) ensureRequestId(ctx);
     } catch (caught) {
+      const requestId = ensureRequestId(ctx);
       const err = caught as HttpishError;
       // An outage of the API server is expected and passes: 503 with Retry-After, and a
       // warning without a stack, not an error.
       const unavailable = asUnavailable(err);
       if (unavailable) {
-        logger.warn({ path: ctx.path, method: ctx.method, cause: err.message }, unavailable.message);
+        logger.warn({ path: ctx.path, method: ctx.method, requestId, cause: err.message }, unavailable.message);
         ctx.status = 503;
         ctx.set('Retry-After', String(unavailable.retryAfterSeconds));
         ctx.body = { error: unavailable.message };
         return;
       }
       const { status, error } = describe(err, maxBodyBytes);
-      if (status >= 500) logger.error({ err, path: ctx.path, method: ctx.method }, 'request failed');
+      if (status >= 500) logger.error({ err, path: ctx.path, method: ctx.method, requestId }, 'request failed');
       ctx.status = status;
       ctx.body = { error };
     }

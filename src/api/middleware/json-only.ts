@@ -18,9 +18,10 @@ export function hasBody(headers: Record<string, string | string[] | undefined>):
   return headers['transfer-encoding'] !== undefined;
 }
 
+// Synchronous: a check of headers, no promise of its own.
 export function jsonOnly(): Middleware {
-  return async (ctx, next) => {
-    if (hasBody(ctx.headers)) {
+  return (ctx, next) => {
+    if (hasBody(ctx.req.headers)) {
       const type = (ctx.get('content-type').split(';')[0] ?? '').trim();
       if (!JSON_TYPE.test(type)) {
         throw new UnsupportedMediaTypeError(
@@ -28,6 +29,6 @@ export function jsonOnly(): Middleware {
         );
       }
     }
-    await next();
+    return next();
   };
 }

@@ -1,10 +1,11 @@
 // Counts and times requests by route template (never by raw path, which would give every
 // run id its own series). The labelled children are looked up once per label set and kept:
 // prom-client hashes a labels object on every call otherwise, a cost on every request.
+// This middleware is the outermost one, above the error handler: the status it records is
+// the one the client gets, and the time includes answering an error.
 import type { Middleware } from 'koa';
 import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../../observability/metrics.ts';
-import { describe } from './errors.ts';
 
 interface Series {
   requests: ReturnType<Counter<string>['labels']>;
@@ -26,20 +27,13 @@ export function requestMetrics(metrics: Metrics): Middleware {
   };
   return async (ctx, next) => {
     const start = performance.now();
-    metrics.httpInFlight.inc();
-    // A thrown error is answered by the error middleware above this one, after this one has
-    // run: until then ctx.status is still Koa's default 404, so the status is the one that
-    // middleware will answer with. (The body size limit only shapes the message.)
-    let status: number | undefined;
+    metrics.httpInFlight++;
     try {
       await next();
-    } catch (err) {
-      status = describe(err as Error, 0).status;
-      throw err;
     } finally {
-      metrics.httpInFlight.dec();
+      metrics.httpInFlight--;
       const route = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
-      const s = seriesFor(ctx.method, route === undefined ? 'unmatched' : String(route), status ?? ctx.status);
+      const s = seriesFor(ctx.method, route === undefined ? 'unmatched' : String(route), ctx.status);
       s.requests.inc();
       s.duration.observe((performance.now() - start) / 1000);
     }
