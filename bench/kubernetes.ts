@@ -116,6 +116,12 @@ async function withNamespace<T>(prefix: string, work: (namespace: string) => Pro
   }
 }
 
+// A Kubernetes-mode server in the bench's namespace. Authentication is off: these figures are
+// about running steps and following logs; a token review per request is another subject.
+function kubernetesArgs(namespace: string): string[] {
+  return ['--mode', 'kubernetes', '--namespace', namespace, '--auth', 'false'];
+}
+
 async function metric(server: BenchServer, name: string): Promise<number> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
@@ -130,7 +136,7 @@ const wanted = (name: string) => !only || only.includes(name);
 
 // 1. POST to first log line.
 if (wanted('first-line')) await withNamespace('bench-first-line', async (namespace) => {
-  const server = await startServer({ args: ['--mode', 'kubernetes', '--namespace', namespace], env: { KUBECONFIG: kubeconfig } });
+  const server = await startServer({ args: kubernetesArgs(namespace), env: { KUBECONFIG: kubeconfig } });
   const client = new HttpClient(server.url, 4);
   try {
     await conveyorFirstLine(server, client, -1); // warm-up: caches, leader election, image on the node
@@ -153,7 +159,7 @@ if (wanted('first-line')) await withNamespace('bench-first-line', async (namespa
 // 2. A burst of runs until all their Jobs exist: `burstRounds` rounds, each a client-node
 // loop then a Conveyor burst on a node cleared of the round before's pods.
 if (wanted('burst')) await withNamespace('bench-burst', async (namespace) => {
-  const server = await startServer({ args: ['--mode', 'kubernetes', '--namespace', namespace], env: { KUBECONFIG: kubeconfig } });
+  const server = await startServer({ args: kubernetesArgs(namespace), env: { KUBECONFIG: kubeconfig } });
   const client = new HttpClient(server.url, 32);
   const rounds: { postedMs: number; allJobsMs: number; clientLoopMs: number; ratio: number }[] = [];
   const clearJobs = async (selector: string) => {
@@ -203,7 +209,7 @@ if (wanted('followers')) await withNamespace('bench-followers', async (namespace
     const { container } = JSON.parse(line) as { container: string };
     perContainer.set(container, (perContainer.get(container) ?? 0) + 1);
   };
-  const server = await startServer({ args: ['--mode', 'kubernetes', '--namespace', namespace], env: { KUBECONFIG: kubeconfig, CONVEYOR_LOG_LEVEL: 'debug' }, onLine });
+  const server = await startServer({ args: kubernetesArgs(namespace), env: { KUBECONFIG: kubeconfig, CONVEYOR_LOG_LEVEL: 'debug' }, onLine });
   const client = new HttpClient(server.url, 4);
   try {
     const before = await metric(server, 'conveyor_log_streams_opened_total');
@@ -240,10 +246,10 @@ if (wanted('reads')) await withNamespace('bench-reads', async (namespace) => {
 // 5. What a step costs: 1, 5 and 10 steps of `true`, against bare Jobs of the same containers.
 if (wanted('steps')) await withNamespace('bench-steps', async (namespace) => {
   console.log('\n== POST to Succeeded for 1, 5 and 10 steps of `true`, against bare Jobs of the same containers');
-  const server = await startServer({ args: ['--mode', 'kubernetes', '--namespace', namespace], env: { KUBECONFIG: kubeconfig } });
+  const server = await startServer({ args: kubernetesArgs(namespace), env: { KUBECONFIG: kubeconfig } });
   const client = new HttpClient(server.url, 4);
   try {
-    results.steps = await benchStepCounts({ batch, namespace, client, sizes: [1, 5, 10], rounds: reps, log: console.log });
+    results.steps = await benchStepCounts({ batch, core, namespace, client, sizes: [1, 5, 10], rounds: reps, log: console.log });
   } finally {
     client.close();
     await server.stop();
