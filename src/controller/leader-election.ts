@@ -136,7 +136,9 @@ export class LeaderElector {
       this.#beginTerm();
       // Leader: renew every retryPeriod until a renew fails for renewDeadline.
       while (!this.#stopped && this.#term) {
-        await sleep(this.#clock, this.#retryPeriodMs, stopSignal).catch(() => {});
+        // Never sleep past the renew deadline: a retry due after it would be too late.
+        const until = this.#lastRenewAt + this.#renewDeadlineMs - this.#clock.now();
+        await sleep(this.#clock, Math.max(0, Math.min(this.#retryPeriodMs, until)), stopSignal).catch(() => {});
         if (this.#stopped || !this.#term) break;
         const left = this.#lastRenewAt + this.#renewDeadlineMs - this.#clock.now();
         if (left <= 0) break;
@@ -162,13 +164,20 @@ export class LeaderElector {
     this.#armDeadline();
   }
 
-  /** A dead man's switch: the term ends at the renew deadline even if a request hangs. */
+  /**
+   * A dead man's switch: the term ends at the renew deadline even if a request hangs. A timer
+   * may fire up to a millisecond before `now()` says it is due (Node's timers run on a
+   * truncated monotonic clock, `realClock.now()` on the wall clock): then the switch is armed
+   * again for the rest, never dropped.
+   */
   #armDeadline(): void {
     if (this.#deadline) this.#clock.clearTimeout(this.#deadline);
     const left = this.#lastRenewAt + this.#renewDeadlineMs - this.#clock.now();
     this.#deadline = this.#clock.setTimeout(() => {
       this.#deadline = undefined;
-      if (this.#term && this.#clock.now() - this.#lastRenewAt >= this.#renewDeadlineMs) background('leader-election-end-term', this.#endTerm(false));
+      if (!this.#term) return;
+      if (this.#clock.now() - this.#lastRenewAt >= this.#renewDeadlineMs) background('leader-election-end-term', this.#endTerm(false));
+      else this.#armDeadline();
     }, Math.max(0, left));
   }
 
