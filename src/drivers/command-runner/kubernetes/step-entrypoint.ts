@@ -6,7 +6,9 @@
 // before) with its step number and command:
 //   1. it records its pid in the steps directory, an emptyDir shared by the step
 //      containers, so that the next step can tell it is alive;
-//   2. step k > 1 waits for `<k-1>.done` (polling every 50 ms); if step k-1 did not end
+//   2. step k > 1 waits for `<k-1>.done`, polling every 50 ms for 2 s, then every 250 ms
+//      (a long wait costs few wake-ups: each poll of a shell without a builtin `sleep` is a
+//      process; the rest of the loop is builtins); if step k-1 did not end
 //      with 0, step k is skipped: it reports so and exits 0 at once; if step k-1 died
 //      without a word (its pid gone, no `.done`: an OOM kill of the script itself), step
 //      k reports the same and exits 1, so that such a pod can never count as succeeded;
@@ -32,14 +34,17 @@ now() { t=$(date -u +%s.%N); case $t in *[!0-9.]*|*.) date -u +%s ;; *) echo "$t
 report() { printf '%s' "$1" > /dev/termination-log; printf '%s' "$2" > "$d/$k.tmp" && mv "$d/$k.tmp" "$d/$k.done"; }
 echo $$ > "$d/$k.pid"
 if [ "$k" -gt 1 ]; then
-  p=$((k - 1))
+  p=$((k - 1)); n=0; q=
   until [ -e "$d/$p.done" ]; do
-    if [ -e "$d/$p.pid" ] && [ ! -d "/proc/$(cat "$d/$p.pid")" ] && [ ! -e "$d/$p.done" ]; then
+    [ -z "$q" ] && [ -e "$d/$p.pid" ] && read -r q < "$d/$p.pid"
+    if [ -n "$q" ] && [ ! -d "/proc/$q" ] && [ ! -e "$d/$p.done" ]; then
       report '{"skipped":true,"previousLost":true}' lost; exit 1
     fi
-    sleep 0.05 2>/dev/null || sleep 1
+    n=$((n + 1))
+    if [ "$n" -le 40 ]; then sleep 0.05 || sleep 1; else sleep 0.25 || sleep 1; fi
   done
-  if [ "$(cat "$d/$p.done")" != 0 ]; then report '{"skipped":true}' skipped; exit 0; fi
+  read -r r < "$d/$p.done"
+  if [ "$r" != 0 ]; then report '{"skipped":true}' skipped; exit 0; fi
 fi
 s=$(now)
 /bin/sh -c "$2" 2>&3 3>&- &
