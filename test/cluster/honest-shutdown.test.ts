@@ -1,44 +1,27 @@
 // Kubernetes mode: a server that stops while a run goes on in the cluster does not tell
 // its followers that the run ended (websocket 1012, SSE without `end`); `conveyor logs
 // --follow` resumes on the next server and prints every line once.
-import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { collectFrames, pipeline, request } from '../support/http.ts';
 import { readSse } from '../support/sse.ts';
 import { authHeadersFor, tokenFor } from '../support/auth.ts';
-import { mainScript, newDataDir, type TestServer } from '../support/server.ts';
-import { installCrds, releaseFinalizers, startKubernetesServer } from './support/conveyor.ts';
-import { createTestNamespace, deleteNamespace, loadKubeConfig, waitFor } from './support/kube.ts';
+import { mainScript, newDataDir } from '../support/server.ts';
+import { suiteNamespace } from './support/conveyor.ts';
+import { waitFor } from './support/kube.ts';
 
 describe('honest shutdown (kubernetes mode)', function () {
   this.timeout(180_000);
-  let core: k8s.CoreV1Api;
   let namespace: string;
-  const servers: TestServer[] = [];
+  const suite = suiteNamespace('conveyor-restart');
 
-  before(async () => {
-    const kc = loadKubeConfig();
-    core = kc.makeApiClient(k8s.CoreV1Api);
-    await installCrds(kc);
-    namespace = await createTestNamespace(core, 'conveyor-restart');
-  });
-
-  after(async () => {
-    for (const s of servers) {
-      await s.stop();
-      s.cleanup();
-    }
-    if (namespace) {
-      await releaseFinalizers(core, namespace);
-      await deleteNamespace(core, namespace);
-    }
+  before(() => {
+    namespace = suite.namespace;
   });
 
   it('closes followers with 1012 and SSE without `end` while the run goes on; the CLI resumes on the next server, losing and repeating nothing', async () => {
     const dataDir = newDataDir();
-    const first = await startKubernetesServer(namespace, { dataDir });
-    servers.push(first);
+    const first = await suite.start({ dataDir });
     const res = await request(first.url, 'POST', '/resources', pipeline('k8s-restart', [['count', 'for i in $(seq 1 30); do echo n-$i; sleep 0.4; done']]));
     expect(res.status).to.equal(201);
     const runid: string = res.body.runid;
@@ -64,8 +47,7 @@ describe('honest shutdown (kubernetes mode)', function () {
       expect(cutSse.events.some((e) => e.event === 'end'), 'no SSE `end` while the run goes on').to.equal(false);
       expect(cli.exitCode, 'the CLI keeps following').to.equal(null);
 
-      const second = await startKubernetesServer(namespace, { dataDir, args: ['--port', new URL(first.url).port] });
-      servers.push(second);
+      const second = await suite.start({ dataDir, args: ['--port', new URL(first.url).port] });
       expect(await cliDone, stderr).to.equal(0);
       const printed = stdout
         .split('\n')

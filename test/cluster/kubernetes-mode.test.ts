@@ -5,9 +5,9 @@ import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { collectFrames, pipeline, request, seedResource, waitForRun } from '../support/http.ts';
 import { newDataDir, type TestServer } from '../support/server.ts';
-import { installCrds, kubectl, releaseFinalizers, startKubernetesServer, writeKubeConfig } from './support/conveyor.ts';
+import { kubectl, suiteNamespace, writeKubeConfig } from './support/conveyor.ts';
 import { FaultyProxy, apiServerAddress, proxiedKubeConfig } from './support/faulty-proxy.ts';
-import { createTestNamespace, deleteNamespace, loadKubeConfig, sleep, waitFor } from './support/kube.ts';
+import { sleep, waitFor } from './support/kube.ts';
 
 const TERMINAL = ['Succeeded', 'Failed', 'Cancelled'];
 const messagesOf = (frames: string[]) => frames.map((f) => (JSON.parse(f) as string[])[1]);
@@ -20,6 +20,7 @@ describe('kubernetes mode', function () {
   let batch: k8s.BatchV1Api;
   let namespace: string;
   let server: TestServer;
+  const suite = suiteNamespace('conveyor-k8s');
   const ws = (runid: string, query = '') => `${server.wsUrl}/drivers/streams/logs/command-runner/${runid}${query}`;
 
   async function jobsOf(runid: string): Promise<k8s.V1Job[]> {
@@ -44,21 +45,9 @@ describe('kubernetes mode', function () {
   }
 
   before(async () => {
-    kc = loadKubeConfig();
-    core = kc.makeApiClient(k8s.CoreV1Api);
+    ({ kc, core, namespace } = suite);
     batch = kc.makeApiClient(k8s.BatchV1Api);
-    await installCrds(kc);
-    namespace = await createTestNamespace(core, 'conveyor-k8s');
-    server = await startKubernetesServer(namespace);
-  });
-
-  after(async () => {
-    await server?.stop();
-    server?.cleanup();
-    if (namespace) {
-      await releaseFinalizers(core, namespace);
-      await deleteNamespace(core, namespace);
-    }
+    server = await suite.start();
   });
 
   it('runs the seed tutorial verbatim: 201, frames, pwd prints /workspace, the image os-release', async () => {
@@ -265,24 +254,10 @@ describe('kubernetes mode under faults', function () {
   let kc: k8s.KubeConfig;
   let core: k8s.CoreV1Api;
   let namespace: string;
-  const servers: TestServer[] = [];
+  const suite = suiteNamespace('conveyor-faults');
 
-  before(async () => {
-    kc = loadKubeConfig();
-    core = kc.makeApiClient(k8s.CoreV1Api);
-    await installCrds(kc);
-    namespace = await createTestNamespace(core, 'conveyor-faults');
-  });
-
-  after(async () => {
-    for (const s of servers) {
-      await s.stop();
-      s.cleanup();
-    }
-    if (namespace) {
-      await releaseFinalizers(core, namespace);
-      await deleteNamespace(core, namespace);
-    }
+  before(() => {
+    ({ kc, core, namespace } = suite);
   });
 
   function kubectlLogs(runid: string, containers: string[]): string[] {
@@ -292,14 +267,14 @@ describe('kubernetes mode under faults', function () {
 
   it('finishes a run whose server was killed with SIGKILL mid-run: one Job, logs equal kubectl logs, no gap, no repeat', async () => {
     const dataDir = newDataDir();
-    const first = await startKubernetesServer(namespace, { dataDir });
+    const first = await suite.start({ dataDir });
     // Long enough (about 24 s) that the step still runs when the second server, once the
     // killed one's Lease has expired (15 s), takes over its log mid-stream.
     const res = await request(first.url, 'POST', '/resources', pipeline('killed-server', [['count', 'for i in $(seq 1 120); do echo line-$i; sleep 0.2; done'], ['after', 'echo tail-line']]));
     await waitFor('some lines', 90_000, async () => ((await request(first.url, 'GET', `/logs?runid=${res.body.runid}`)).body.length > 5 ? true : undefined));
     await first.kill();
     await sleep(2000);
-    const second = await startKubernetesServer(namespace, { dataDir });
+    const second = await suite.start({ dataDir });
     const { frames } = await collectFrames(`${second.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}?format=json`, 150_000);
     const finished = Date.parse((await request(second.url, 'GET', `/runs/${res.body.runid}`)).body.steps[0].finishedAt);
     const tookOver = second.output.map((l) => { try { return JSON.parse(l) as { msg?: string; time?: number }; } catch { return {}; } }).find((l) => l.msg === 'controller caches synced; reconciling')?.time;
@@ -315,14 +290,12 @@ describe('kubernetes mode under faults', function () {
     expect(jobs.items).to.have.lengthOf(1);
     // Stopping releases the controller Lease at once, so the next test's server leads.
     expect(await second.stop()).to.equal(0);
-    second.cleanup();
   });
 
   it('gives each Pipeline generation exactly one Run and one Job under racing writers, two servers and a leader killed mid-way', async () => {
     const dataDirs = [newDataDir(), newDataDir()];
-    const a = await startKubernetesServer(namespace, { dataDir: dataDirs[0] });
-    const b = await startKubernetesServer(namespace, { dataDir: dataDirs[1] });
-    servers.push(b);
+    const a = await suite.start({ dataDir: dataDirs[0] });
+    const b = await suite.start({ dataDir: dataDirs[1] });
     const manifest = (name: string, word: string) =>
       JSON.stringify({ apiVersion: 'conveyor.ci/v1alpha1', kind: 'Pipeline', metadata: { name, namespace }, spec: { image: 'jimjuniorb/hello-node:1.2.3', steps: [{ name: 'say', command: `echo ${word}` }] } });
     // Writers race: both servers take POSTs while kubectl applies other pipelines and new
@@ -369,9 +342,6 @@ describe('kubernetes mode under faults', function () {
       }
     }
     expect(await b.stop()).to.equal(0);
-    servers.splice(servers.indexOf(b), 1);
-    b.cleanup();
-    a.cleanup();
   });
 
   it('resumes a log stream cut mid-run without gap or repeat', async () => {
@@ -379,8 +349,7 @@ describe('kubernetes mode under faults', function () {
     const proxy = new FaultyProxy(host, port);
     const proxyPort = await proxy.listen();
     const dataDir = newDataDir();
-    const server = await startKubernetesServer(namespace, { dataDir, kubeconfig: writeKubeConfig(proxiedKubeConfig(kc, proxyPort), dataDir) });
-    servers.push(server);
+    const server = await suite.start({ dataDir, kubeconfig: writeKubeConfig(proxiedKubeConfig(kc, proxyPort), dataDir) });
     try {
       const res = await request(server.url, 'POST', '/resources', pipeline('cut-stream', [['count', 'for i in $(seq 1 40); do echo line-$i; sleep 0.1; done']]));
       await waitFor('some lines', 90_000, async () => ((await request(server.url, 'GET', `/logs?runid=${res.body.runid}`)).body.length > 8 ? true : undefined));

@@ -7,8 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { collectFrames, pipeline, request, waitForRun } from '../support/http.ts';
 import type { TestServer } from '../support/server.ts';
-import { installCrds, releaseFinalizers, startKubernetesServer } from './support/conveyor.ts';
-import { createTestNamespace, deleteNamespace, loadKubeConfig } from './support/kube.ts';
+import { suiteNamespace } from './support/conveyor.ts';
 
 const LINES = 100_000;
 
@@ -40,21 +39,11 @@ describe('kubernetes mode: a burst of 100,000 lines arrives whole', function () 
   let namespace: string;
   let server: TestServer;
 
-  before(async () => {
-    const kc = loadKubeConfig();
-    core = kc.makeApiClient(k8s.CoreV1Api);
-    await installCrds(kc);
-    namespace = await createTestNamespace(core, 'conveyor-burst');
-    server = await startKubernetesServer(namespace);
-  });
+  const suite = suiteNamespace('conveyor-burst');
 
-  after(async () => {
-    await server?.stop();
-    server?.cleanup();
-    if (namespace) {
-      await releaseFinalizers(core, namespace);
-      await deleteNamespace(core, namespace);
-    }
+  before(async () => {
+    ({ core, namespace } = suite);
+    server = await suite.start();
   });
 
   it('prints 100,000 lines and exits at once: GET /logs and the websocket have each line exactly once', async () => {

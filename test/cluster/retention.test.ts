@@ -6,8 +6,8 @@ import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { pipeline, request, waitForRun } from '../support/http.ts';
 import type { TestServer } from '../support/server.ts';
-import { installCrds, kubectl, releaseFinalizers, startKubernetesServer } from './support/conveyor.ts';
-import { createTestNamespace, deleteNamespace, loadKubeConfig, waitFor } from './support/kube.ts';
+import { kubectl, suiteNamespace } from './support/conveyor.ts';
+import { waitFor } from './support/kube.ts';
 
 describe('kubernetes mode: retention', function () {
   this.timeout(240_000);
@@ -16,22 +16,12 @@ describe('kubernetes mode: retention', function () {
   let namespace: string;
   let server: TestServer;
 
-  before(async () => {
-    const kc = loadKubeConfig();
-    core = kc.makeApiClient(k8s.CoreV1Api);
-    batch = kc.makeApiClient(k8s.BatchV1Api);
-    await installCrds(kc);
-    namespace = await createTestNamespace(core, 'conveyor-retention');
-    server = await startKubernetesServer(namespace, { args: ['--retain-runs', '2', '--retain-job-seconds', '0'] });
-  });
+  const suite = suiteNamespace('conveyor-retention');
 
-  after(async () => {
-    await server?.stop();
-    server?.cleanup();
-    if (namespace) {
-      await releaseFinalizers(core, namespace);
-      await deleteNamespace(core, namespace);
-    }
+  before(async () => {
+    ({ core, namespace } = suite);
+    batch = suite.kc.makeApiClient(k8s.BatchV1Api);
+    server = await suite.start({ args: ['--retain-runs', '2', '--retain-job-seconds', '0'] });
   });
 
   const runNames = () => (JSON.parse(kubectl(['get', 'runs.conveyor.ci', '-n', namespace, '-o', 'json'])) as { items: { metadata: { name: string } }[] }).items.map((r) => r.metadata.name).sort();

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, type TestServer, newDataDir } from '../../support/server.ts';
-import { kubeconfigPath, kubectlPath, repoRoot, waitFor } from './kube.ts';
+import { createTestNamespace, deleteNamespace, kubeconfigPath, kubectlPath, loadKubeConfig, repoRoot, waitFor } from './kube.ts';
 
 export function kubectl(args: string[], input?: string): string {
   const bin = kubectlPath() ?? 'kubectl';
@@ -23,7 +23,13 @@ export async function installCrds(kc: k8s.KubeConfig): Promise<void> {
   }
 }
 
-export async function startKubernetesServer(namespace: string, options: { kubeconfig?: string; dataDir?: string; args?: string[] } = {}): Promise<TestServer> {
+export interface KubernetesServerOptions {
+  kubeconfig?: string;
+  dataDir?: string;
+  args?: string[];
+}
+
+export async function startKubernetesServer(namespace: string, options: KubernetesServerOptions = {}): Promise<TestServer> {
   const { scenarioToken } = await import('./namespaces.ts');
   return startServer({
     token: await scenarioToken(namespace),
@@ -52,4 +58,46 @@ export async function releaseFinalizers(core: k8s.CoreV1Api, namespace: string):
       )
       .catch(() => undefined);
   }
+}
+
+export interface SuiteNamespace {
+  kc: k8s.KubeConfig;
+  core: k8s.CoreV1Api;
+  namespace: string;
+  /** A Kubernetes-mode server in the namespace, stopped after the suite. */
+  start(options?: KubernetesServerOptions): Promise<TestServer>;
+}
+
+/**
+ * A suite's own namespace, with the CRDs installed: made before the suite's tests (call this
+ * in the describe body, before its own hooks use it), and after them every server started
+ * through it stopped, the run pods' log finalizers released and the namespace deleted.
+ */
+export function suiteNamespace(prefix: string): SuiteNamespace {
+  const servers: TestServer[] = [];
+  const suite = {
+    namespace: '',
+    start: async (options?: KubernetesServerOptions) => {
+      const server = await startKubernetesServer(suite.namespace, options);
+      servers.push(server);
+      return server;
+    },
+  } as SuiteNamespace;
+  before(async () => {
+    suite.kc = loadKubeConfig();
+    suite.core = suite.kc.makeApiClient(k8s.CoreV1Api);
+    await installCrds(suite.kc);
+    suite.namespace = await createTestNamespace(suite.core, prefix);
+  });
+  after(async () => {
+    for (const server of servers) {
+      await server.stop();
+      server.cleanup();
+    }
+    if (suite.namespace) {
+      await releaseFinalizers(suite.core, suite.namespace);
+      await deleteNamespace(suite.core, suite.namespace);
+    }
+  });
+  return suite;
 }
