@@ -1,6 +1,6 @@
 // A Server-Sent Events reader that stays open while the test acts: events are collected as
 // they come, and `waitFor` resolves once one matches (or fails after a timeout).
-import type { SseEvent } from './sse.ts';
+import { sseEvents, type SseEvent } from './sse.ts';
 
 export interface LiveSse {
   status: number;
@@ -38,30 +38,10 @@ export async function openSse(url: string, headers: Record<string, string> = {})
   };
   if (!res.ok || !res.body) return live;
   void (async () => {
-    const decoder = new TextDecoder();
-    let buffer = '';
     try {
-      for await (const chunk of res.body!) {
-        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-        let split: number;
-        while ((split = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, split);
-          buffer = buffer.slice(split + 2);
-          const event: SseEvent = { data: '' };
-          let isEvent = false;
-          for (const line of block.split('\n')) {
-            if (line.startsWith('id: ')) event.id = line.slice(4);
-            else if (line.startsWith('event: ')) event.event = line.slice(7);
-            else if (line.startsWith('data: ')) {
-              event.data += line.slice(6);
-              isEvent = true;
-            }
-          }
-          if (isEvent) {
-            events.push(event);
-            [...waiters].forEach((w) => w());
-          }
-        }
+      for await (const event of sseEvents(res.body!)) {
+        events.push(event);
+        [...waiters].forEach((w) => w());
       }
     } catch {
       // closed by the test

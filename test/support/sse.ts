@@ -22,31 +22,12 @@ export async function readSse(url: string, options: { headers?: Record<string, s
     clearTimeout(timer);
     return result;
   }
-  const decoder = new TextDecoder();
-  let buffer = '';
   try {
-    for await (const chunk of res.body) {
-      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-      let split: number;
-      while ((split = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, split);
-        buffer = buffer.slice(split + 2);
-        const event: SseEvent = { data: '' };
-        let isEvent = false;
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) result.heartbeats++;
-          else if (line.startsWith('id: ')) event.id = line.slice(4);
-          else if (line.startsWith('event: ')) event.event = line.slice(7);
-          else if (line.startsWith('data: ')) {
-            event.data += line.slice(6);
-            isEvent = true;
-          }
-        }
-        if (isEvent) result.events.push(event);
-        if (options.stopAfter !== undefined && result.events.length >= options.stopAfter) {
-          abort.abort();
-          return result;
-        }
+    for await (const event of sseEvents(res.body, () => result.heartbeats++)) {
+      result.events.push(event);
+      if (options.stopAfter !== undefined && result.events.length >= options.stopAfter) {
+        abort.abort();
+        return result;
       }
     }
   } catch (err) {
@@ -55,4 +36,30 @@ export async function readSse(url: string, options: { headers?: Record<string, s
     clearTimeout(timer);
   }
   return result;
+}
+
+/** The events of an SSE body as they arrive; each comment line (a heartbeat) calls `onComment`. */
+export async function* sseEvents(body: AsyncIterable<Uint8Array>, onComment: () => void = () => undefined): AsyncGenerator<SseEvent> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let split: number;
+    while ((split = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, split);
+      buffer = buffer.slice(split + 2);
+      const event: SseEvent = { data: '' };
+      let isEvent = false;
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) onComment();
+        else if (line.startsWith('id: ')) event.id = line.slice(4);
+        else if (line.startsWith('event: ')) event.event = line.slice(7);
+        else if (line.startsWith('data: ')) {
+          event.data += line.slice(6);
+          isEvent = true;
+        }
+      }
+      if (isEvent) yield event;
+    }
+  }
 }
