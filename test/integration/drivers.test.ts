@@ -9,7 +9,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { startNats, type TestNats } from '../support/nats.ts';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { inMode, mainScript, serverMode, startServer, type TestServer } from '../support/server.ts';
+import { inMode, mainScript, serverMode, startServer, type TestServer, suiteServer } from '../support/server.ts';
 import { startWireDriver, type WireDriver } from '../support/wire-driver.ts';
 
 const widgetDefinition = { name: 'widget', version: '1.0.0', description: 'a widget', schema: { type: 'object', required: ['size'], properties: { size: { type: 'string' } } } };
@@ -439,15 +439,8 @@ describe(inMode('external drivers over NATS JetStream'), function () {
 });
 
 describe(inMode('a server without NATS'), () => {
-  let server: TestServer;
-  const call = (method: string, path: string, body?: unknown) => request(server.url, method, path, body);
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => {
-    await server.stop();
-    server.cleanup();
-  });
+  const suite = suiteServer();
+  const call = (method: string, path: string, body?: unknown) => request(suite.server.url, method, path, body);
 
   it('lists no drivers, has no Loki route to take lines, and leaves runs of other types Pending NoDriver', async () => {
     expect((await call('GET', '/drivers')).body).to.deep.equal([]);

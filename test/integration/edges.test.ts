@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { pipeline, request } from '../support/http.ts';
 import { rawUpgrade } from '../support/raw-upgrade.ts';
-import { inMode, startServer, type TestServer } from '../support/server.ts';
+import { inMode, suiteServer } from '../support/server.ts';
 
 // JSON text nested `depth` objects deep, spliced into `template` where it says NESTED (built
 // as text: JSON.stringify of such a value overflows the test's own stack).
@@ -13,22 +13,14 @@ function withNested(template: unknown, depth: number): string {
 }
 
 describe(inMode('edges: limits, malformed input, one answer per mistake'), () => {
-  let server: TestServer;
-  const call = (method: string, path: string, body?: unknown) => request(server.url, method, path, body);
+  const suite = suiteServer();
+  const call = (method: string, path: string, body?: unknown) => request(suite.server.url, method, path, body);
   const expectError = (res: { status: number; body: any }, status: number, error: RegExp) => {
     expect(res.status, JSON.stringify(res.body)).to.equal(status);
     expect(Object.keys(res.body)).to.deep.equal(['error']);
     expect(res.body.error).to.match(error);
   };
   const alive = async () => expect((await call('GET', '/health')).status).to.equal(200);
-
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => {
-    await server.stop();
-    server.cleanup();
-  });
 
   describe('websocket upgrades with malformed targets', () => {
     const cases: [string, number][] = [
@@ -40,7 +32,7 @@ describe(inMode('edges: limits, malformed input, one answer per mistake'), () =>
     ];
     for (const [target, status] of cases) {
       it(`answers ${status} JSON to ${target} and stays up`, async () => {
-        const answer = await rawUpgrade(server.url, target);
+        const answer = await rawUpgrade(suite.server.url, target);
         expect(answer.status, answer.headers).to.equal(status);
         expect(answer.headers).to.match(/content-type: application\/json/i);
         expect(Object.keys(JSON.parse(answer.body))).to.deep.equal(['error']);
@@ -110,14 +102,14 @@ describe(inMode('edges: limits, malformed input, one answer per mistake'), () =>
   describe('bodies and requests that cannot be read', () => {
     it('a body that is not what its Content-Encoding says is a 400, not a 500', async () => {
       for (const encoding of ['br', 'gzip', 'deflate']) {
-        const res = await request(server.url, 'POST', '/resources', '{"name":"x"}', { 'content-encoding': encoding });
+        const res = await request(suite.server.url, 'POST', '/resources', '{"name":"x"}', { 'content-encoding': encoding });
         expectError(res, 400, new RegExp(`could not be read \\(Content-Encoding: ${encoding}\\)`));
       }
       await alive();
     });
 
     it('a request Node cannot parse gets a JSON 400 too', async () => {
-      const answer = await rawUpgrade(server.url, '/health\u00e9');
+      const answer = await rawUpgrade(suite.server.url, '/health\u00e9');
       expect(answer.status).to.equal(400);
       expect(answer.headers).to.match(/content-type: application\/json/i);
       expect(JSON.parse(answer.body).error).to.match(/not valid HTTP/);

@@ -7,7 +7,7 @@ import { LogArchive, LogHub } from '../../src/logs/index.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
 import { EmbeddedStore, openDatabase } from '../../src/store/embedded/index.ts';
 import { request } from '../support/http.ts';
-import { inMode, newDataDir, startServer, type TestServer } from '../support/server.ts';
+import { inMode, newDataDir, suiteServer } from '../support/server.ts';
 import { rmSync } from 'node:fs';
 
 function servedRoutes(): string[] {
@@ -38,17 +38,10 @@ function servedRoutes(): string[] {
 }
 
 describe(inMode('OpenAPI document'), () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => {
-    await server.stop();
-    server.cleanup();
-  });
+  const suite = suiteServer();
 
   it('lists every route the app serves, the websocket route, and nothing else', async () => {
-    const res = await request(server.url, 'GET', '/openapi.json');
+    const res = await request(suite.server.url, 'GET', '/openapi.json');
     expect(res.status).to.equal(200);
     expect(res.body.openapi).to.match(/^3\./);
     const documented: string[] = [];

@@ -3,38 +3,31 @@ import { expect } from 'chai';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { collectFrames, request, seedResource, waitForRun } from '../support/http.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { suiteServer } from '../support/server.ts';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 describe('seed tutorial (local mode)', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => {
-    await server.stop();
-    server.cleanup();
-  });
+  const suite = suiteServer();
 
   it('refuses a body over the default limit of 1 MiB with 413, storing nothing', async () => {
     const big = { ...seedResource, name: 'too-big', spec: { ...seedResource.spec, steps: [{ name: 'x', command: 'x'.repeat(1024 * 1024) }] } };
-    const res = await request(server.url, 'POST', '/resources/', big);
+    const res = await request(suite.server.url, 'POST', '/resources/', big);
     expect(res.status).to.equal(413);
     expect(res.body.error).to.match(/larger than the limit of 1048576 bytes/);
-    expect((await request(server.url, 'GET', '/resources/pipeline/too-big')).status).to.equal(404);
+    expect((await request(suite.server.url, 'GET', '/resources/pipeline/too-big')).status).to.equal(404);
     // Spread over steps: one command may not be longer than 32,768 characters.
     const steps = Array.from({ length: 32 }, (_, i) => ({ name: `x${i}`, command: `: ${'x'.repeat(31_000)}` }));
     const below = { ...big, name: 'just-below', spec: { ...big.spec, steps } };
-    expect((await request(server.url, 'POST', '/resources/', below)).status, 'a body just under the limit').to.equal(201);
+    expect((await request(suite.server.url, 'POST', '/resources/', below)).status, 'a body just under the limit').to.equal(201);
   });
 
   it('says at start-up that it runs in local mode and does not use step images', () => {
-    expect(server.output.join('\n')).to.match(/local mode: steps run as local processes and step images are not used/);
+    expect(suite.server.output.join('\n')).to.match(/local mode: steps run as local processes and step images are not used/);
   });
 
   it('answers the seed POST with 201 and exactly the documented body', async () => {
-    const res = await request(server.url, 'POST', '/resources/', seedResource);
+    const res = await request(suite.server.url, 'POST', '/resources/', seedResource);
     expect(res.status).to.equal(201);
     expect(Object.keys(res.body).sort()).to.deep.equal(['message', 'name', 'runid', 'version']);
     expect(res.body.message).to.equal('Resource created successfully');
@@ -42,7 +35,7 @@ describe('seed tutorial (local mode)', () => {
     expect(res.body.version).to.equal('1');
     expect(res.body.runid).to.match(UUID_V4);
 
-    const { frames, closeCode } = await collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}`);
+    const { frames, closeCode } = await collectFrames(`${suite.server.wsUrl}/drivers/streams/logs/command-runner/${res.body.runid}`);
     expect(closeCode).to.equal(1000);
     const parsed = frames.map((f) => JSON.parse(f) as unknown);
     for (const frame of parsed) {
@@ -53,7 +46,7 @@ describe('seed tutorial (local mode)', () => {
     const timestamps = parsed.map((f) => (f as string[])[0]!);
     expect([...timestamps].sort()).to.deep.equal(timestamps);
     const messages = parsed.map((f) => (f as string[])[1]);
-    const workspace = join(server.dataDir, 'workspaces', res.body.runid);
+    const workspace = join(suite.server.dataDir, 'workspaces', res.body.runid);
     expect(messages[0]).to.equal('Executing step: print-working-directory');
     expect(messages[1]).to.equal(workspace);
     expect(messages[2]).to.equal('Step completed successfully');
@@ -64,10 +57,10 @@ describe('seed tutorial (local mode)', () => {
   });
 
   it('replays the same frames, then closes, to a client that connects after the run ended', async () => {
-    const { body } = await request(server.url, 'POST', '/resources/', { ...seedResource, name: 'seed-replay' });
-    await waitForRun(server.url, body.runid);
-    const first = await collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${body.runid}`);
-    const second = await collectFrames(`${server.wsUrl}/drivers/streams/logs/command-runner/${body.runid}`);
+    const { body } = await request(suite.server.url, 'POST', '/resources/', { ...seedResource, name: 'seed-replay' });
+    await waitForRun(suite.server.url, body.runid);
+    const first = await collectFrames(`${suite.server.wsUrl}/drivers/streams/logs/command-runner/${body.runid}`);
+    const second = await collectFrames(`${suite.server.wsUrl}/drivers/streams/logs/command-runner/${body.runid}`);
     expect(first.closeCode).to.equal(1000);
     expect(second.closeCode).to.equal(1000);
     expect(second.frames).to.deep.equal(first.frames);
@@ -80,15 +73,15 @@ describe('seed tutorial (local mode)', () => {
       '/drivers/streams/logs/command-runner/not-a-run',
     ]) {
       const status = await new Promise<number>((resolve, reject) => {
-        const ws = new WebSocket(server.wsUrl + path);
+        const ws = new WebSocket(suite.server.wsUrl + path);
         ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
         ws.on('open', () => reject(new Error('upgraded')));
         ws.on('error', () => undefined);
       });
       expect(status).to.equal(404);
     }
-    const run = await request(server.url, 'POST', '/resources', { ...seedResource, name: 'driver-check' });
-    const wrongDriver = await request(server.url, 'GET', `/logs/streams/no-such-driver/${run.body.runid}`);
+    const run = await request(suite.server.url, 'POST', '/resources', { ...seedResource, name: 'driver-check' });
+    const wrongDriver = await request(suite.server.url, 'GET', `/logs/streams/no-such-driver/${run.body.runid}`);
     expect(wrongDriver.status).to.equal(404);
     expect(wrongDriver.body.error).to.match(/no logs from driver "no-such-driver"/);
   });

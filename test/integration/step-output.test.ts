@@ -3,26 +3,17 @@
 // cleanly.
 import { expect } from 'chai';
 import { LINE_CONTINUES } from '../../src/logs/line-splitter.ts';
-import { pipeline, request as plainRequest } from '../support/http.ts';
+import { pipeline, request, waitForRun } from '../support/http.ts';
 import { startServer, type TestServer } from '../support/server.ts';
 
 describe('step output and environment (local mode)', () => {
   let server: TestServer;
   // Also the server's bearer token (local mode then asks every request for it).
   const secret = `s3cr3t-token-${process.pid}-0123456789`;
-  const request = (base: string, method: string, path: string, body?: unknown) =>
-    plainRequest(base, method, path, body, { authorization: `Bearer ${secret}` });
-  async function waitForRun(base: string, runid: string, phases = ['Succeeded', 'Failed', 'Cancelled'], timeoutMs = 20_000): Promise<any> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const { body } = await request(base, 'GET', `/runs/${runid}`);
-      if (phases.includes(body.phase)) return body;
-      if (Date.now() > deadline) throw new Error(`run ${runid} is still ${body.phase}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
   before(async () => {
+    // The helpers send the token as a client would (see test/support/auth.ts).
     server = await startServer({
+      token: secret,
       args: ['--max-line-bytes', '65536'],
       env: { CONVEYOR_TOKEN: secret, SERVER_ONLY_SECRET: secret, HOME: '/root-of-the-server' },
     });

@@ -2,7 +2,7 @@
 // the exact bodies it sends where a driver starts up, and the shape its decoder needs back.
 import { expect } from 'chai';
 import { request } from '../support/http.ts';
-import { inMode, startServer, type TestServer } from '../support/server.ts';
+import { inMode, suiteServer } from '../support/server.ts';
 
 // Upstream's command-runner applies its own `pipeline` definition at start-up (and panics
 // if that fails). Its `types.ResourceDefinition` always carries `id` and `version`.
@@ -38,15 +38,8 @@ const createBodyNoPipeline = `{"id":"","name":"upstream-client-2","resource":"pi
 const updateBody = `{"id":"","name":"upstream-client-pipeline","resource":"pipeline","metadata":null,"spec":${JSON.stringify({ ...seedSpec, steps: [{ name: 'pwd', command: 'pwd' }] })},"pipeline":""}`;
 
 describe(inMode('upstream HTTP client compatibility'), () => {
-  let server: TestServer;
-  const call = (method: string, path: string, body?: unknown) => request(server.url, method, path, body);
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => {
-    await server.stop();
-    server.cleanup();
-  });
+  const suite = suiteServer();
+  const call = (method: string, path: string, body?: unknown) => request(suite.server.url, method, path, body);
 
   it('accepts a compatible `pipeline` definition applied at a driver start-up and keeps the built-in one', async () => {
     const before = (await call('GET', '/resource-definitions/pipeline')).body;

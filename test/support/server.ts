@@ -139,3 +139,24 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   void exited.then(() => liveServers.delete(server));
   return server;
 }
+
+/**
+ * A server for one suite (call in the describe body): started before its tests with
+ * `options`, stopped and its data removed after them.
+ */
+export function suiteServer(options?: StartOptions): { readonly server: TestServer } {
+  let server: TestServer | undefined;
+  before(async () => {
+    server = await startServer(options);
+  });
+  after(async () => {
+    await server?.stop();
+    server?.cleanup();
+  });
+  return {
+    get server(): TestServer {
+      if (!server) throw new Error('the suite server is started in before(): use it inside a hook or a test');
+      return server;
+    },
+  };
+}
