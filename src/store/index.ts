@@ -18,8 +18,10 @@ import type {
 
 export type { RunRecord } from '../domain/index.ts';
 
+// A list answers with public runs: no `spec` or `pipeline`, which only the controllers read
+// (through getRun and friends), so a store need not read or parse them for a page.
 export interface RunPage {
-  items: RunRecord[];
+  items: Run[];
   continue?: string;
 }
 

@@ -42,7 +42,7 @@ export function runRoutes(deps: ApiDeps): Router {
       limit: limitParam(ctx.query.limit),
       continue: continueParam(ctx.query.continue),
     });
-    ctx.body = { ...page, items: page.items.map(toPublicRun) };
+    ctx.body = page;
   });
 
   router.get('/runs/:runid', requires(deps.auth, onRuns('get')), async (ctx) => {

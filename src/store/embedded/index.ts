@@ -19,6 +19,7 @@ import {
   type Resource,
   type ResourceDefinition,
   type ResourceInput,
+  type Run,
   type RunPhase,
 } from '../../domain/index.ts';
 import type { RunFilter, RunListener, RunPage, RunRecord, Store } from '../index.ts';
@@ -53,7 +54,7 @@ function resourceFromRow(row: Row, createdAt = String(row.created_at), updatedAt
   return resource;
 }
 
-function runFromRow(row: Row): RunRecord {
+function publicRunFromRow(row: Row): Run {
   return {
     runid: String(row.runid),
     resource: String(row.resource),
@@ -67,11 +68,16 @@ function runFromRow(row: Row): RunRecord {
     startedAt: row.started_at as string | null,
     finishedAt: row.finished_at as string | null,
     steps: JSON.parse(String(row.steps)),
-    // Parsed eagerly: a lazy accessor (tried) costs more per row than parsing a small spec.
-    spec: JSON.parse(String(row.spec)) as JsonObject,
-    pipeline: row.pipeline as string | null,
     requestedBy: (row.requested_by as string | null | undefined) ?? null,
   };
+}
+
+function runFromRow(row: Row): RunRecord {
+  const run = publicRunFromRow(row) as RunRecord;
+  // Parsed eagerly: a lazy accessor (tried) costs more per row than parsing a small spec.
+  run.spec = JSON.parse(String(row.spec)) as JsonObject;
+  run.pipeline = row.pipeline as string | null;
+  return run;
 }
 
 function pipelineFromRow(row: Row): DriverPipeline {
@@ -84,6 +90,10 @@ function pipelineFromRow(row: Row): DriverPipeline {
     updatedAt: String(row.updated_at),
   };
 }
+
+// What publicRunFromRow reads: a page of runs selects these and not the spec.
+const PUBLIC_RUN_COLUMNS =
+  'runid, resource, name, version, driver, phase, reason, message, created_at, started_at, finished_at, steps, requested_by';
 
 // The literal `phase = 'Pending'` lets SQLite use the partial index runs_pending_by_driver
 // (database.ts), which holds only Pending runs, by driver and age: the query reads `limit`
@@ -283,9 +293,10 @@ export class EmbeddedStore implements Store {
       where.push('ord < ?');
       params.push(Number(filter.continue));
     }
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ord DESC LIMIT ?`;
+    // The public columns only: a page never carries the spec, the largest column.
+    const sql = `SELECT ${PUBLIC_RUN_COLUMNS}, ord FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ord DESC LIMIT ?`;
     const rows = this.sql(sql).all(...params, filter.limit + 1) as Row[];
-    const page: RunPage = { items: rows.slice(0, filter.limit).map(runFromRow) };
+    const page: RunPage = { items: rows.slice(0, filter.limit).map(publicRunFromRow) };
     if (rows.length > filter.limit) page.continue = String(rows[filter.limit - 1]!.ord);
     return page;
   }

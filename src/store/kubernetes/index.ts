@@ -27,6 +27,7 @@ import {
   type ResourceInput,
   type RunPhase,
   type RunRecord,
+  toPublicRun,
 } from '../../domain/index.ts';
 import { CustomResources, Labels, MANAGED_BY, jobNameFor, resourceObjectName } from '../../kube/names.ts';
 import type { RunFilter, RunListener, RunPage, Store } from '../index.ts';
@@ -352,9 +353,9 @@ export class KubernetesStore implements Store {
     if (cursor !== undefined && !/^[^|]+\|[0-9a-f-]{36}$/.test(cursor)) throw new BadRequestError(`continue "${filter.continue}" is not a token this server issued`);
     const start = cursor ? all.findIndex((r) => key(r) < cursor) : 0;
     const rest = start < 0 ? [] : all.slice(start);
-    const items = rest.slice(0, filter.limit);
-    const page: RunPage = { items };
-    if (rest.length > filter.limit) page.continue = Buffer.from(key(items.at(-1)!)).toString('base64url');
+    const records = rest.slice(0, filter.limit);
+    const page: RunPage = { items: records.map(toPublicRun) };
+    if (rest.length > filter.limit) page.continue = Buffer.from(key(records.at(-1)!)).toString('base64url');
     return page;
   }
 

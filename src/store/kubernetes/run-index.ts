@@ -1,9 +1,8 @@
 // The runs of the cache, kept ready for the API: each as a RunRecord (converted once per
 // change, not once per request), in one array sorted newest first for paging, with counts
 // by phase for /metrics. Fed by CachedObjects' change notifications.
-import { RUN_PHASES, type RunPhase, type RunRecord } from '../../domain/index.ts';
+import { BadRequestError, RUN_PHASES, toPublicRun, type Run, type RunPhase, type RunRecord } from '../../domain/index.ts';
 import type { RunFilter, RunPage } from '../index.ts';
-import { BadRequestError } from '../../domain/index.ts';
 import { runFromObject, type RunObject } from './mapping.ts';
 
 // Newest first; the run id breaks ties so the order (and the cursor) is total.
@@ -66,7 +65,7 @@ export class RunIndex {
     if (cursor !== undefined && !/^[^|]+\|[0-9a-f-]{36}$/.test(cursor)) throw new BadRequestError(`continue "${filter.continue}" is not a token this server issued`);
     let i = cursor === undefined ? 0 : this.firstBelow(cursor);
     if (cursor !== undefined && this.keys[i] === cursor) i++;
-    const items: RunRecord[] = [];
+    const items: Run[] = [];
     let more = false;
     for (; i < this.keys.length; i++) {
       const key = this.keys[i]!;
@@ -77,7 +76,7 @@ export class RunIndex {
         more = true;
         break;
       }
-      items.push(record);
+      items.push(toPublicRun(record));
     }
     const page: RunPage = { items };
     if (more) page.continue = Buffer.from(runSortKey(items.at(-1)!)).toString('base64url');
