@@ -80,7 +80,7 @@ export async function seed(n: number, withPending = true): Promise<Seeded> {
   return { dir, runids, resourceNames, finished: count, pending: withPending ? count : 0 };
 }
 
-function copyData(from: string): string {
+export function copyData(from: string): string {
   const to = mkdtempSync(join(tmpdir(), 'conveyor-bench-floor-'));
   for (const file of ['conveyor.db', 'conveyor.db-wal', 'conveyor.db-shm']) {
     if (existsSync(join(from, file))) copyFileSync(join(from, file), join(to, file));
@@ -88,15 +88,16 @@ function copyData(from: string): string {
   return to;
 }
 
-interface Target {
+export interface Target {
   url: string;
   pid: number;
   cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
-async function startFloor(dataDir: string): Promise<Target> {
-  const child: ChildProcess = spawn(process.execPath, ['--max-semi-space-size=8', join(import.meta.dirname, 'lib/floor-server.ts'), dataDir], {
+// `framework`: see bench/lib/floor-server.ts (the framework ladder serves the floor's answers through Koa).
+export async function startFloor(dataDir: string, framework: 'node' | 'koa' | 'koa-router' = 'node'): Promise<Target> {
+  const child: ChildProcess = spawn(process.execPath, ['--max-semi-space-size=8', join(import.meta.dirname, 'lib/floor-server.ts'), dataDir, framework], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -123,7 +124,7 @@ function expectReply(label: string, status: number, text: string, wanted: number
   if (status !== wanted || !text.includes(contains)) throw new Error(`${label}: ${status} ${text.slice(0, 300)}`);
 }
 
-function routes(seeded: Seeded, tag: string): { name: string; kind: 'GET' | 'POST'; request: Request }[] {
+export function routes(seeded: Seeded, tag: string): { name: string; kind: 'GET' | 'POST'; request: Request }[] {
   const pick = <T>(list: T[]) => list[Math.floor(Math.random() * list.length)]!;
   return [
     {

@@ -3,7 +3,7 @@
 // with a fresh data directory, prints medians with a baseline measured in the same run,
 // ends with a summary table and writes the figures to bench/results/latest.json.
 //
-// Flags: --only create,first-line,fanout,api   run a subset
+// Flags: --only create,first-line,fanout,api,ladder   run a subset (ladder: only when named)
 //        --sizes 0,10000,100000            api: runs stored (and as many Pending) per size
 //        --routes GET,driver               api: only the routes whose name contains one of these
 //        --soak SECONDS                    api: mixed requests on the largest size, RSS sampled
@@ -21,6 +21,7 @@ import { benchApi, type ApiResult } from './api.ts';
 import { benchCreate, type CreateResult } from './create.ts';
 import { benchFanout, type FanoutResult } from './fanout.ts';
 import { benchFirstLine, type FirstLineResult } from './first-line.ts';
+import { benchLadder, type LadderResult } from './ladder.ts';
 import { profileTop } from './profile-top.ts';
 import { repoRoot, serverRoot, startServer } from './lib/server.ts';
 import { fmt, mb } from './lib/stats.ts';
@@ -36,8 +37,10 @@ const { values: flags } = parseArgs({
     routes: { type: 'string' },
   },
 });
-const ALL = ['create', 'first-line', 'fanout', 'api'] as const;
-const selected = new Set(flags.only ? flags.only.split(',').map((s) => s.trim()) : ALL);
+const ALL = ['create', 'first-line', 'fanout', 'api', 'ladder'] as const;
+// The ladder explains a figure of `api` rather than adding one: it runs when named.
+const DEFAULT = ['create', 'first-line', 'fanout', 'api'] as const;
+const selected = new Set<string>(flags.only ? flags.only.split(',').map((s) => s.trim()) : DEFAULT);
 for (const name of selected) {
   if (!(ALL as readonly string[]).includes(name)) {
     process.stderr.write(`bench: unknown benchmark "${name}"; choose from ${ALL.join(', ')}\n`);
@@ -74,7 +77,7 @@ if (machine.loadAverageAtStart[0]! > machine.cpus * 0.5) {
 }
 
 let failed = false;
-const results: { create?: CreateResult; firstLine?: FirstLineResult; fanout?: FanoutResult; api?: ApiResult } = {};
+const results: { create?: CreateResult; firstLine?: FirstLineResult; fanout?: FanoutResult; api?: ApiResult; ladder?: LadderResult } = {};
 const errors: string[] = [];
 
 async function section(title: string, work: () => Promise<void>): Promise<void> {
@@ -148,6 +151,12 @@ if (selected.has('api')) {
     });
   });
 }
+if (selected.has('ladder')) {
+  const size = Number((flags.sizes ?? '10000').split(',')[0]);
+  await section(`5. Framework ladder: the floor's GET answers through node:http, Koa, Koa + @koa/router, and the real server (${fmt(size, 0)} runs stored, 32 clients)`, async () => {
+    results.ladder = await benchLadder({ size, concurrency: 32, requests: quick ? 2000 : 8000, rounds: quick ? 2 : 4, log });
+  });
+}
 machine.loadAverageAtEnd = loadavg().map((l) => Number(l.toFixed(2)));
 
 // The summary table.
@@ -199,6 +208,21 @@ if (a) {
     const k = a.soak;
     rows.push([`soak ${fmt(k.seconds, 0)} s, mixed`, 'server RSS after warm-up / max / end', `${mb(k.rssAfterWarmupBytes)} / ${mb(k.rssMaxAfterWarmupBytes)} / ${mb(k.rssEndBytes)}`, `${fmt(k.rps, 0)} req/s`, `${fmt(k.slopeMbPerMinute, 2)} MB/min`, '']);
   }
+}
+const l = results.ladder;
+if (l) {
+  l.routes.forEach((route, i) => {
+    for (const [j, rung] of route.rungs.entries()) {
+      rows.push([
+        i === 0 && j === 0 ? `ladder, ${fmt(l.runsStored, 0)} runs` : '',
+        j === 0 ? `${route.route} req/s` : '',
+        `${rung.rung}: ${fmt(rung.rps, 0)}`,
+        j === 0 ? '' : `floor ${fmt(route.rungs[0]!.rps, 0)}`,
+        j === 0 ? '' : `${fmt(rung.ratio, 2)}x (CPU ${fmt(rung.cpuRatio, 2)}x)`,
+        '',
+      ]);
+    }
+  });
 }
 if (rows.length > 0) {
   const header: Row = ['benchmark', 'figure (median)', 'value', 'baseline (same run)', 'ratio / diff', 'target'];
