@@ -3,6 +3,7 @@
 // once, cancel and timeout. Every run is a real Job whose pod runs the steps.
 import * as k8s from '@kubernetes/client-node';
 import { expect } from 'chai';
+import { DOLLAR_STEP } from '../support/dollar-step.ts';
 import { collectFrames, pipeline, request, seedResource, waitForRun } from '../support/http.ts';
 import { newDataDir, type TestServer } from '../support/server.ts';
 import { kubectl, suiteNamespace, writeKubeConfig } from './support/conveyor.ts';
@@ -119,6 +120,13 @@ describe('kubernetes mode', function () {
     // Each step's output is its own container's log, through the log API.
     const logsOf = (container: string) => kubectl(['logs', '-n', namespace, pod.metadata!.name!, '-c', container]).trim().split('\n');
     expect(steps.map(([name]) => logsOf(name))).to.deep.equal([['first'], ['1', 'second'], ['1', '2']]);
+  });
+
+  it("runs a step's command and env values as written, not through Kubernetes' $(NAME) expansion: the same lines as local mode", async () => {
+    const res = await request(server.url, 'POST', '/resources', pipeline('k8s-dollars', [['dollars', DOLLAR_STEP.command]], { env: DOLLAR_STEP.env }));
+    expect(res.status).to.equal(201);
+    const { frames } = await collectFrames(ws(res.body.runid), 120_000);
+    expect(messagesOf(frames)).to.deep.equal(['Executing step: dollars', ...DOLLAR_STEP.printed, 'Step completed successfully']);
   });
 
   it('starts exactly one run per Pipeline generation applied with kubectl', async () => {

@@ -3,6 +3,7 @@
 // cleanly.
 import { expect } from 'chai';
 import { LINE_CONTINUES } from '../../src/logs/line-splitter.ts';
+import { DOLLAR_STEP } from '../support/dollar-step.ts';
 import { pipeline, request, waitForRun } from '../support/http.ts';
 import { startServer, type TestServer } from '../support/server.ts';
 
@@ -52,6 +53,12 @@ describe('step output and environment (local mode)', () => {
     expect(env).to.include({ CONVEYOR_RUN_ID: res.body.runid, CONVEYOR_STEP: 'show', MINE: 'yes' });
     expect(env.PATH).to.be.a('string');
     expect(env.LANG).to.be.a('string');
+  });
+
+  it("runs a step's command and env values as written ($$ is the shell's pid), as Kubernetes mode does", async () => {
+    const res = await request(server.url, 'POST', '/resources', pipeline('dollars', [['dollars', DOLLAR_STEP.command]], { env: DOLLAR_STEP.env }));
+    expect((await waitForRun(server.url, res.body.runid)).phase).to.equal('Succeeded');
+    expect((await messages(res.body.runid)).slice(1, -1)).to.deep.equal(DOLLAR_STEP.printed);
   });
 
   it('fails the step and the run when a step cannot be started, leaving nothing Running', async () => {

@@ -197,6 +197,21 @@ describe('kubernetes: job builder', () => {
     }
   });
 
+  it("doubles every $ of a step's command and env values, which Kubernetes' $(NAME) expansion turns back into the text as written", () => {
+    const command = 'test "$$" -gt 1 && echo "$(CONVEYOR_STEP) $HOME $$$(X)"';
+    const value = '$(CONVEYOR_STEP) costs $$5';
+    const escapedCommand = 'test "$$$$" -gt 1 && echo "$$(CONVEYOR_STEP) $$HOME $$$$$$(X)"';
+    const escapedValue = '$$(CONVEYOR_STEP) costs $$$$5';
+    const job = build({ image: 'busybox:1.36', env: [{ name: 'PRICE', value }], steps: [{ name: 'a', command: 'true' }, { name: 'b', command }] });
+    const [first, second] = job.spec!.template.spec!.containers;
+    expect(second!.command!.at(-1)).to.equal(escapedCommand);
+    expect(first!.command!.at(-1)).to.equal('true');
+    for (const c of [first!, second!]) expect(c.env!.find((e) => e.name === 'PRICE')!.value).to.equal(escapedValue);
+    // The sequential model (a device) escapes its plain commands alike.
+    const sequential = build({ image: 'busybox:1.36', resources: { limits: { 'nvidia.com/gpu': '1' } }, steps: [{ name: 'a', command }, { name: 'b', command: 'true' }] });
+    expect(sequential.spec!.template.spec!.initContainers![0]!.command).to.deep.equal(['/bin/sh', '-c', escapedCommand]);
+  });
+
   it('lets the env override CONVEYOR_RUN_ID but never CONVEYOR_STEP, and names each variable once', () => {
     const job = build({ ...SEED, env: [{ name: 'CONVEYOR_STEP', value: 'x' }, { name: 'CONVEYOR_RUN_ID', value: 'mine' }, { name: 'A', value: '1' }, { name: 'A', value: '2' }] });
     const env = job.spec!.template.spec!.containers.at(-1)!.env!;

@@ -12,7 +12,8 @@
 import type { V1Container, V1EnvVar, V1Job, V1ResourceRequirements, V1SecurityContext } from '@kubernetes/client-node';
 import { COMMAND_RUNNER, type PipelineSpec, type RunRecord } from '../../../domain/index.ts';
 import { LOGS_FINALIZER, Labels, MANAGED_BY, WORKSPACE_PATH, WORKSPACE_VOLUME, jobNameFor } from '../../../kube/names.ts';
-import { STEPS_PATH, STEPS_VOLUME, stepCommand } from './step-entrypoint.ts';
+import { literal } from '../../../kube/literal.ts';
+import { STEPS_PATH, STEPS_VOLUME, sequentialStepCommand, stepCommand } from './step-entrypoint.ts';
 
 export { jobNameFor } from '../../../kube/names.ts';
 
@@ -62,7 +63,8 @@ function envFor(run: RunRecord, spec: PipelineSpec, step: string): V1EnvVar[] {
   for (const { name, value } of spec.env ?? []) values.set(name, value);
   values.delete('CONVEYOR_STEP');
   values.set('CONVEYOR_STEP', step);
-  return [...values].map(([name, value]) => ({ name, value }));
+  // Values reach the step as written, as in local mode: no `$(NAME)` expansion.
+  return [...values].map(([name, value]) => ({ name, value: literal(value) }));
 }
 
 // Resources the kubelet divides among containers that run at once (CPU, memory, local
@@ -113,7 +115,7 @@ export function buildJob(input: BuildJobInput): V1Job {
       name: step.name,
       image,
       imagePullPolicy: 'IfNotPresent',
-      command: sequential ? ['/bin/sh', '-c', step.command] : stepCommand(index + 1, step.command),
+      command: sequential ? sequentialStepCommand(step.command) : stepCommand(index + 1, step.command),
       workingDir: WORKSPACE_PATH,
       env: envFor(run, spec, step.name),
       volumeMounts: [

@@ -23,6 +23,7 @@
 // command killed by the stop, goes to /dev/null), so a step's container log is exactly
 // its command's output. The pod shares one process namespace (the pid check of step 2 needs it).
 import type { V1ContainerStateTerminated } from '@kubernetes/client-node';
+import { literal } from '../../../kube/literal.ts';
 
 export const STEPS_VOLUME = 'conveyor-steps';
 export const STEPS_PATH = '/conveyor/steps';
@@ -55,14 +56,17 @@ while kill -0 "$c"; do wait "$c"; x=$?; done
 report "{\\"exitCode\\":$x,\\"startedAt\\":\\"$s\\",\\"finishedAt\\":\\"$(now)\\"}" "$x"
 exit "$x"`;
 
-// Kubernetes expands `$(NAME)` in a container's command from its env and turns `$$` into
-// `$`: the script is escaped so that it reaches the shell as written. (The step's own
-// command is passed as before, so its `$(NAME)` references still expand.)
-const ESCAPED_ENTRYPOINT = STEP_ENTRYPOINT.replaceAll('$', () => '$$');
+// The script and the step's command reach the shell as written (see kube/literal.ts).
+const ESCAPED_ENTRYPOINT = literal(STEP_ENTRYPOINT);
 
 /** The container command of step `number` (1-based) running `command`. */
 export function stepCommand(number: number, command: string): string[] {
-  return ['/bin/sh', '-c', ESCAPED_ENTRYPOINT, ENTRYPOINT_NAME, String(number), command];
+  return ['/bin/sh', '-c', ESCAPED_ENTRYPOINT, ENTRYPOINT_NAME, String(number), literal(command)];
+}
+
+/** The container command of a step that runs as an init container (the sequential model). */
+export function sequentialStepCommand(command: string): string[] {
+  return ['/bin/sh', '-c', literal(command)];
 }
 
 // What a step container said when it ended: it ran (exit code and times), or it was
