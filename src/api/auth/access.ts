@@ -5,6 +5,12 @@ import type { Middleware, ParameterizedContext } from 'koa';
 import { ForbiddenError } from './browser.ts';
 import { UnauthorizedError, type Access, type RequestAuth, type User } from './types.ts';
 
+// Whether `path` is one that needs no token (probes), compared without a trailing slash, as
+// the routes match paths. The authentication middleware and each route's check agree on it.
+export function isPublicPath(auth: RequestAuth, path: string): boolean {
+  return auth.publicPaths.has(path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') : path);
+}
+
 export async function authenticateToken(auth: RequestAuth, token: string | undefined): Promise<User> {
   if (token === undefined) {
     throw new UnauthorizedError('authentication required: send the header "Authorization: Bearer <token>" (in Kubernetes mode a token of yours, e.g. from `kubectl create token`)');
@@ -30,7 +36,7 @@ type AccessSpec = Access | Access[] | ((ctx: ParameterizedContext) => Access | A
 export function requires(auth: RequestAuth | undefined, spec: AccessSpec): Middleware {
   if (!auth) return (_ctx, next) => next();
   return async (ctx, next) => {
-    if (!auth.publicPaths.has(ctx.path.length > 1 ? ctx.path.replace(/\/+$/, '') : ctx.path)) {
+    if (!isPublicPath(auth, ctx.path)) {
       const user = ctx.state.user as User | undefined;
       if (!user) throw new UnauthorizedError('authentication required');
       const wanted = typeof spec === 'function' ? spec(ctx) : spec;

@@ -2,12 +2,9 @@
 // needs a bearer token the configured authenticator accepts. The user lands in
 // ctx.state.user for the routes' own authorization and for attribution of runs.
 import type { Middleware } from 'koa';
-import { authenticateToken } from '../auth/access.ts';
+import { authenticateToken, isPublicPath } from '../auth/access.ts';
 import { bearerFromHeader } from '../auth/credentials.ts';
 import { UnauthorizedError, type RequestAuth, type User } from '../auth/types.ts';
-
-// Paths are compared without a trailing slash, as the routes match them.
-const normalizePath = (path: string) => (path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') : path);
 
 export function authenticate(auth: RequestAuth | undefined, defaultUser: User | undefined): Middleware {
   // Without authentication (local mode on loopback, no token) every request is the default
@@ -19,7 +16,7 @@ export function authenticate(auth: RequestAuth | undefined, defaultUser: User | 
     };
   }
   return async (ctx, next) => {
-    if (auth.publicPaths.has(normalizePath(ctx.path))) return next();
+    if (isPublicPath(auth, ctx.path)) return next();
     try {
       ctx.state.user = await authenticateToken(auth, bearerFromHeader(ctx.get('authorization') || undefined));
     } catch (err) {
