@@ -6,9 +6,9 @@
 // runs once the step before it has succeeded, and its result and times are the report
 // in its container's termination message (step-entrypoint.ts). Pods of the sequential
 // model (init containers for steps 1..n-1, used for devices and by earlier versions) are
-// read from the containers' own states and times. Timestamps arrive as Date objects from client-node's typed list calls
-// and as RFC 3339 strings from its watch (informer) events; both are accepted, and the
-// output is always `Date.toISOString()`, as in local mode.
+// read from the containers' own states and times. Timestamps arrive as Date objects from
+// client-node's typed list calls and as RFC 3339 strings from its watch (informer) events;
+// both are accepted, and the output is always `Date.toISOString()`, as in local mode.
 import type { V1ContainerStatus, V1Job, V1JobCondition, V1Pod } from '@kubernetes/client-node';
 import {
   Reasons,
@@ -68,38 +68,45 @@ function isSequential(pod: V1Pod | undefined): boolean {
   return (pod?.spec?.initContainers?.length ?? 0) > 0;
 }
 
+// Where a step stands in its pod's turns: whether the step before it succeeded (so this one
+// may run), and when that one ended.
+interface Turn {
+  sequential: boolean;
+  mayRun: boolean;
+  previousEnd: string | null;
+}
+
+// A step began when its container started (an init container, one at a time), or else when
+// the step before it ended: its container started with the others and waited for its turn.
+function startOf(turn: Turn, containerStart: string | null): string | null {
+  return turn.sequential ? containerStart : (turn.previousEnd ?? containerStart);
+}
+
+function observeStep(pod: V1Pod | undefined, name: string, turn: Turn): Observed {
+  const pending: StepStatus = { name, phase: 'Pending', exitCode: null, startedAt: null, finishedAt: null };
+  const state = statusOf(pod, name)?.state;
+  if (state?.terminated) {
+    const { exitCode, startedAt, finishedAt, reason } = state.terminated;
+    const report = turn.sequential ? undefined : stepReport(state.terminated);
+    if (report?.ran === false || (!report && !turn.mayRun)) return { status: pending };
+    // No report: the container was killed while its step ran (a stop's SIGKILL), or it is an
+    // init container; its own exit code and times are the step's.
+    const code = report?.ran ? report.exitCode : exitCode;
+    const began = report?.ran ? (report.startedAt ?? isoTime(startedAt)) : startOf(turn, isoTime(startedAt));
+    const ended = (report?.ran ? report.finishedAt : null) ?? isoTime(finishedAt);
+    return { terminatedReason: reason, status: { name, phase: code === 0 ? 'Succeeded' : 'Failed', exitCode: code, startedAt: began, finishedAt: ended } };
+  }
+  if (state?.running && turn.mayRun) return { status: { ...pending, phase: 'Running', startedAt: startOf(turn, isoTime(state.running.startedAt)) } };
+  if (state?.waiting?.reason) return { status: pending, waiting: { reason: state.waiting.reason, message: state.waiting.message ?? null } };
+  return { status: pending };
+}
+
 function observe(pod: V1Pod | undefined, stepNames: string[]): Observed[] {
-  const sequential = isSequential(pod);
-  // Whether the step before succeeded (so this one may run), and when it ended.
-  let previousSucceeded = true;
-  let previousEnd: string | null = null;
+  const turn: Turn = { sequential: isSequential(pod), mayRun: true, previousEnd: null };
   return stepNames.map((name) => {
-    const pending: StepStatus = { name, phase: 'Pending', exitCode: null, startedAt: null, finishedAt: null };
-    const mayRun = previousSucceeded;
-    const observed = ((): Observed => {
-      const state = statusOf(pod, name)?.state;
-      if (state?.terminated) {
-        const { exitCode, startedAt, finishedAt, reason } = state.terminated;
-        const report = sequential ? undefined : stepReport(state.terminated);
-        if (report?.ran === false || (!report && !mayRun)) return { status: pending };
-        // No report: the container was killed while its step ran (a stop's SIGKILL), or it
-        // is an init container. The step began when the one before it ended.
-        const code = report?.ran ? report.exitCode : exitCode;
-        const began = report?.ran ? report.startedAt : sequential ? isoTime(startedAt) : (previousEnd ?? isoTime(startedAt));
-        const ended = (report?.ran ? report.finishedAt : null) ?? isoTime(finishedAt);
-        return {
-          terminatedReason: reason,
-          status: { name, phase: code === 0 ? 'Succeeded' : 'Failed', exitCode: code, startedAt: began ?? isoTime(startedAt), finishedAt: ended },
-        };
-      }
-      if (state?.running && mayRun) {
-        return { status: { ...pending, phase: 'Running', startedAt: sequential ? isoTime(state.running.startedAt) : (previousEnd ?? isoTime(state.running.startedAt)) } };
-      }
-      if (state?.waiting?.reason) return { status: pending, waiting: { reason: state.waiting.reason, message: state.waiting.message ?? null } };
-      return { status: pending };
-    })();
-    previousSucceeded = observed.status.phase === 'Succeeded';
-    previousEnd = observed.status.finishedAt;
+    const observed = observeStep(pod, name, turn);
+    turn.mayRun = observed.status.phase === 'Succeeded';
+    turn.previousEnd = observed.status.finishedAt;
     return observed;
   });
 }
